@@ -1,0 +1,127 @@
+"""The canonical payment instruction: one payment, whatever system it came from.
+
+Every ingress body (an Alvys request body, a MyCarrier webhook, a TransportOne body, a
+remittance line) is turned into one :class:`PaymentInstruction` per payment. The workflow
+works on nothing else, so a new source never touches the workflow.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.money import Money
+
+
+class Source(StrEnum):
+    """Where the payment came from; also the middle part of its workflow id."""
+
+    ALVYS_CUSTOMER = "alvys-customer"
+    ALVYS_CARRIER = "alvys-carrier"
+    TRANSPORTONE = "transportone"
+    MYCARRIER = "mycarrier"
+    REMITTANCE = "remittance"
+
+
+class Target(StrEnum):
+    """Which vendor call records the payment."""
+
+    ALVYS_CUSTOMER_PAYMENT = "alvys-customer-payment"
+    ALVYS_CARRIER_PAYMENT = "alvys-carrier-payment"
+    TRANSPORTONE_PAYMENT = "transportone-payment"
+
+    @property
+    def vendor(self) -> str:
+        return "TransportOne" if self is Target.TRANSPORTONE_PAYMENT else "Alvys"
+
+
+class TargetIds(BaseModel):
+    """How the target record is found: given directly, or resolved from the others.
+
+    Alvys customer payments need ``load_number`` (or ``invoice_number`` / ``po_number`` to
+    resolve it); carrier payments need ``trip_id`` (or ``trip_number`` / ``load_number`` /
+    ``po_number`` / ``bol_number`` to resolve it); TransportOne needs ``invoice_number``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    load_number: str | None = None
+    trip_id: str | None = None
+    trip_number: str | None = None
+    invoice_number: str | None = None
+    po_number: str | None = None
+    bol_number: str | None = None
+    pro_number: str | None = None
+    quote_reference: str | None = None
+
+    def merged(self, other: TargetIds) -> TargetIds:
+        """These ids with every id that ``other`` sets replacing ours (an operator's correction)."""
+        return self.model_copy(update=other.model_dump(exclude_none=True))
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def workflow_id_for(source: Source, key: str) -> str:
+    """``payment-{source}-{key}``, the business id that makes repeated deliveries land on one workflow."""
+    return f"payment-{source.value}-{_UNSAFE.sub('_', key)}"
+
+
+class PaymentInstruction(BaseModel):
+    """One payment to record at one vendor.
+
+    ``reference_number`` is the vendor idempotency key (Alvys ``ReferenceNumber``); it comes
+    from the business event, never from a run or an attempt, so any number of retries,
+    crashes and replays record the payment once. ``business_key`` is the part of the
+    workflow id that identifies the source event (for Alvys ``{LoadNumber}-{Reference}``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    source: Source
+    business_key: str = Field(min_length=1)
+    source_event_id: str | None = None
+    target: Target
+    ids: TargetIds = TargetIds()
+    amount: Money
+    #: What the payer's document says the whole invoice is, where it says (TransportOne
+    #: ``totalAmount``); ``amount`` is what is applied.
+    invoice_total: Money | None = None
+    payment_date: datetime
+    method: str | None = None
+    check_number: str | None = None
+    reference_number: str = Field(min_length=1)
+    note: str | None = None
+    #: True when the source gave no currency and USD was assumed (Alvys ``Currency`` null or 0,
+    #: MyCarrier's empty ``CurrencyIdentifier``).
+    currency_defaulted: bool = False
+
+    @field_validator("business_key", "reference_number")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for(self.source, self.business_key)
+
+    def summary(self) -> str:
+        """One line for the Temporal UI: what, how much, where to, which reference."""
+        what = {
+            Target.ALVYS_CUSTOMER_PAYMENT: "Customer payment",
+            Target.ALVYS_CARRIER_PAYMENT: "Carrier payment",
+            Target.TRANSPORTONE_PAYMENT: "Invoice payment",
+        }[self.target]
+        if self.target is Target.ALVYS_CUSTOMER_PAYMENT:
+            where = f"Alvys load {self.ids.load_number or '?'}"
+        elif self.target is Target.ALVYS_CARRIER_PAYMENT:
+            trip = self.ids.trip_id or self.ids.trip_number
+            where = f"Alvys trip {trip}" if trip else f"Alvys trip of PO {self.ids.po_number or '?'}"
+        else:
+            where = f"TransportOne invoice {self.ids.invoice_number or '?'}"
+        return f"{what} {self.amount} → {where}, ref {self.reference_number} (from {self.source.value})"
