@@ -28,6 +28,8 @@ CURRENCIES: dict[str, tuple[int, int]] = {
     "JPY": (392, 0),
     "KWD": (414, 3),
 }
+#: No freight payment comes near a quadrillion; larger inputs are typos or attacks.
+MAX_AMOUNT = Decimal(10) ** 15
 _BY_NUMERIC: dict[int, str] = {numeric: alpha for alpha, (numeric, _) in CURRENCIES.items()}
 
 
@@ -105,12 +107,12 @@ class Money(BaseModel):
     @model_validator(mode="after")
     def _fits_minor_units(self) -> Money:
         places = minor_units(self.currency)
+        if abs(self.amount) >= MAX_AMOUNT:
+            raise ValueError(f"amount {self.amount} is too large (at most {MAX_AMOUNT - 1:,} {self.currency})")
         quantum = Decimal(1).scaleb(-places)
         quantized = self.amount.quantize(quantum)
         if quantized != self.amount:
-            raise ValueError(
-                f"amount {self.amount} has more decimals than {self.currency} allows ({places})"
-            )
+            raise ValueError(f"amount {self.amount} has more decimals than {self.currency} allows ({places})")
         object.__setattr__(self, "amount", quantized)
         return self
 
@@ -122,7 +124,9 @@ class Money(BaseModel):
         try:
             return cls(amount=amount, currency=currency)
         except ValidationError as exc:
-            raise MoneyError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()))
+            raise MoneyError(
+                "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            ) from None
 
     @property
     def numeric_currency(self) -> int:

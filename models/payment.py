@@ -110,6 +110,37 @@ class PaymentInstruction(BaseModel):
     def workflow_id(self) -> str:
         return workflow_id_for(self.source, self.business_key)
 
+    def problems(self) -> list[str]:
+        """What makes this instruction impossible to post as it stands, in plain words."""
+        found: list[str] = []
+        if not self.amount.is_positive():
+            found.append(f"amount must be greater than zero (got {self.amount})")
+        ids = self.ids
+        if self.target is Target.ALVYS_CUSTOMER_PAYMENT and not (
+            ids.load_number or ids.invoice_number or ids.po_number
+        ):
+            found.append("a customer payment needs a load number, an invoice number or a PO number")
+        if self.target is Target.ALVYS_CARRIER_PAYMENT and not (
+            ids.trip_id
+            or ids.trip_number
+            or ids.load_number
+            or ids.po_number
+            or ids.bol_number
+            or ids.quote_reference
+        ):
+            found.append("a carrier payment needs a trip id, trip number, load number, PO or BOL number")
+        if self.target is Target.TRANSPORTONE_PAYMENT and not ids.invoice_number:
+            found.append("a TransportOne payment needs an invoice number")
+        return found
+
+    def needs_resolution(self) -> bool:
+        """Whether the target record must be looked up before posting (costs vendor calls)."""
+        if self.target is Target.ALVYS_CUSTOMER_PAYMENT:
+            return not self.ids.load_number
+        if self.target is Target.ALVYS_CARRIER_PAYMENT:
+            return not self.ids.trip_id
+        return False
+
     def summary(self) -> str:
         """One line for the Temporal UI: what, how much, where to, which reference."""
         what = {

@@ -1,0 +1,1 @@
+"""Configuration from the environment, and the one way freightpay connects to Temporal."""

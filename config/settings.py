@@ -1,0 +1,107 @@
+"""Settings from the environment (names fixed in PRODUCT.md), read with pydantic-settings.
+
+Unset vendor URLs mean the local sandbox (``FREIGHTPAY_SANDBOX_URL``, default
+http://127.0.0.1:8701), with the sandbox's demo credentials, so ``make run`` needs no
+configuration at all. Secrets are ``SecretStr``: they never print, and they are read
+by the worker's activities only; they never enter a workflow input or history.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.steps import PaymentPolicy
+
+DEFAULT_SANDBOX_URL = "http://127.0.0.1:8701"
+SANDBOX_ALVYS_CLIENT_ID = "sandbox-client"
+SANDBOX_ALVYS_CLIENT_SECRET = "sandbox-secret"
+
+
+class SandboxSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FREIGHTPAY_SANDBOX_", extra="ignore")
+
+    url: str = DEFAULT_SANDBOX_URL
+
+
+class AlvysSettings(BaseSettings):
+    """``ALVYS_*``: the Alvys API and its OAuth client credentials."""
+
+    model_config = SettingsConfigDict(env_prefix="ALVYS_", extra="ignore")
+
+    base_url: str | None = None
+    auth_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    audience: str = "https://api.alvys.com/public/"
+    api_version: str = "1.0"
+    #: The budget kept for each rate-limited endpoint; 0 means no limit.
+    requests_per_minute: int = 10
+
+    def resolved(self, sandbox_url: str) -> AlvysSettings:
+        """These settings with the sandbox filled in where the vendor URL is unset."""
+        if self.base_url:
+            return self
+        base = f"{sandbox_url.rstrip('/')}/alvys"
+        return self.model_copy(
+            update={
+                "base_url": base,
+                "auth_url": self.auth_url or f"{base}/oauth/token",
+                "client_id": self.client_id or SANDBOX_ALVYS_CLIENT_ID,
+                "client_secret": self.client_secret or SecretStr(SANDBOX_ALVYS_CLIENT_SECRET),
+            }
+        )
+
+
+class FreightpaySettings(BaseSettings):
+    """``FREIGHTPAY_*``: the task queue, the ingress and the payment policy."""
+
+    model_config = SettingsConfigDict(env_prefix="FREIGHTPAY_", extra="ignore")
+
+    task_queue: str = "freight-payments"
+    api_keys: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    #: ``USD=10000,CAD=13000``: amounts at or over these wait for an operator's approval.
+    approval_thresholds: str = "USD=10000"
+    payable_recheck_seconds: float = 3600
+    payable_deadline_seconds: float = 14 * 24 * 3600
+    callback_timeout_seconds: float = 3600
+    data_dir: str = ".data"
+
+    def policy(self) -> PaymentPolicy:
+        thresholds: dict[str, Decimal] = {}
+        for part in filter(None, (p.strip() for p in self.approval_thresholds.split(","))):
+            currency, _, amount = part.partition("=")
+            thresholds[currency.strip().upper()] = Decimal(amount.strip())
+        return PaymentPolicy(
+            approval_thresholds=thresholds,
+            payable_recheck_interval=timedelta(seconds=self.payable_recheck_seconds),
+            payable_deadline=timedelta(seconds=self.payable_deadline_seconds),
+            callback_timeout=timedelta(seconds=self.callback_timeout_seconds),
+        )
+
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+
+class Settings(BaseSettings):
+    """All of freightpay's settings."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    freightpay: FreightpaySettings = Field(default_factory=FreightpaySettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    alvys_raw: AlvysSettings = Field(default_factory=AlvysSettings)
+
+    @property
+    def alvys(self) -> AlvysSettings:
+        return self.alvys_raw.resolved(self.sandbox.url)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,65 @@
+"""Connecting to Temporal: the SDK's own environment configuration, the pydantic converter.
+
+``temporalio.envconfig`` reads ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``,
+``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*`` and ``TEMPORAL_CONFIG_FILE``, so pointing freightpay
+at a cluster or at Temporal Cloud needs no code change. Every client gets the pydantic
+data converter, which carries ``Decimal`` and datetimes exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+
+DEFAULT_ADDRESS = "localhost:7233"
+
+
+def connect_config() -> dict[str, Any]:
+    """The keyword arguments for :meth:`Client.connect`, from the environment."""
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    if not config.get("target_host"):
+        config["target_host"] = DEFAULT_ADDRESS
+    config["data_converter"] = pydantic_data_converter
+    return config
+
+
+async def connect(**overrides: Any) -> Client:
+    """A Temporal client configured from the environment (overrides win)."""
+    config = connect_config()
+    config.update(overrides)
+    return await Client.connect(**config)
+
+
+async def missing_search_attributes(client: Client, names: dict[str, str]) -> list[str]:
+    """Which of ``names`` (name -> type) the namespace lacks, as ``Name (Type)``."""
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+
+    response = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    known = set(response.custom_attributes) | set(response.system_attributes)
+    return [f"{name} ({kind})" for name, kind in names.items() if name not in known]
+
+
+async def register_search_attributes(client: Client, names: dict[str, str]) -> None:
+    """Register the attributes a self-hosted or dev server lacks (Temporal Cloud: use tcld or the UI)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    missing = [n.split(" ")[0] for n in await missing_search_attributes(client, names)]
+    if not missing:
+        return
+    kinds = {
+        "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+    }
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={name: kinds[names[name]] for name in missing},
+        )
+    )

@@ -1,0 +1,132 @@
+"""The inputs and outputs of the payment's steps: what activities tell the workflow.
+
+Activities turn vendor answers into these *facts*. A vendor refusal (a 4xx) is a fact,
+not an exception: the workflow reads ``outcome`` and decides (wait, ask a person). Only
+transient trouble (429, 5xx, timeouts) is raised, so Temporal retries it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from models.money import Money
+from models.payment import PaymentInstruction, TargetIds
+from models.state import VendorProblem
+
+
+class PaymentPolicy(BaseModel):
+    """The business rules a payment runs under, fixed at its start (so replays agree).
+
+    ``approval_thresholds`` maps a currency to the amount at or above which an operator
+    must approve; a currency without an entry needs no approval for its size.
+    """
+
+    approval_thresholds: dict[str, Decimal] = Field(default_factory=lambda: {"USD": Decimal("10000")})
+    payable_recheck_interval: timedelta = timedelta(hours=1)
+    payable_deadline: timedelta = timedelta(days=14)
+    callback_timeout: timedelta = timedelta(hours=1)
+
+    def needs_approval(self, amount: Money) -> bool:
+        threshold = self.approval_thresholds.get(amount.currency)
+        return threshold is not None and amount.amount >= threshold
+
+
+class PaymentInput(BaseModel):
+    """The payment workflow's one input."""
+
+    instruction: PaymentInstruction
+    policy: PaymentPolicy = PaymentPolicy()
+
+
+class ResolveRequest(BaseModel):
+    """Find the vendor record a payment is for, from whatever identifiers it came with."""
+
+    instruction: PaymentInstruction
+
+
+class Resolution(BaseModel):
+    """The target record, or why it could not be found."""
+
+    ids: TargetIds
+    found: bool
+    reason: str | None = None
+    candidates: list[str] = Field(default_factory=list)
+    target_status: str | None = None
+    #: What is still open on the target, where the vendor tells it (for the overpayment check).
+    remaining_balance: Money | None = None
+    problem: VendorProblem | None = None
+    attempt: int = 1
+
+
+class PayableCheck(BaseModel):
+    """Whether the target accepts payments now (Alvys loads: Invoiced, Completed or Financed)."""
+
+    payable: bool
+    target_status: str | None = None
+    found: bool = True
+    reason: str | None = None
+    attempt: int = 1
+
+
+class PostOutcomeKind(StrEnum):
+    RECORDED = "recorded"
+    NOT_PAYABLE = "not_payable"
+    NOT_FOUND = "not_found"
+    REJECTED = "rejected"
+
+
+class PostRequest(BaseModel):
+    """Record one payment at the vendor; ``instruction.reference_number`` is the idempotency key."""
+
+    instruction: PaymentInstruction
+
+
+class PostOutcome(BaseModel):
+    """What the vendor answered to the post, as facts."""
+
+    outcome: PostOutcomeKind
+    problem: VendorProblem | None = None
+    vendor_payment_id: str | None = None
+    target_status: str | None = None
+    total_paid: Money | None = None
+    total_billable: Money | None = None
+    #: True when the answer itself proves the payment is recorded with enough to decide
+    #: Paid or PartiallyPaid, so no read-back (a rate-limited call) is needed.
+    confirmed: bool = False
+    #: True when the vendor confirms later by calling us back (TransportOne).
+    awaiting_callback: bool = False
+    #: True when the answer itself says the target is fully paid.
+    fully_paid: bool | None = None
+    attempt: int = 1
+
+
+class ConfirmRequest(BaseModel):
+    instruction: PaymentInstruction
+    post: PostOutcome
+
+
+class Confirmation(BaseModel):
+    """Proof (or not) that the vendor recorded the payment, and whether the target is fully paid."""
+
+    confirmed: bool
+    fully_paid: bool = False
+    target_status: str | None = None
+    total_paid: Money | None = None
+    total_billable: Money | None = None
+    vendor_payment_id: str | None = None
+    reason: str | None = None
+    attempt: int = 1
+
+
+class CallbackReport(BaseModel):
+    """A vendor's callback about a posted payment (TransportOne), delivered to the workflow as a signal."""
+
+    success: bool
+    applied_amount: Money | None = None
+    total_amount: Money | None = None
+    status: str | None = None
+    message: str | None = None

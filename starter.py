@@ -1,0 +1,65 @@
+"""``python starter.py SOURCE FILE [--wait]``: start the payments in FILE, print their workflow ids.
+
+SOURCE is one of ``alvys-customer-payment``, ``alvys-carrier-payment`` (FILE holds the Alvys
+request body of seeds/, or a JSON array of them). One workflow id per line; with ``--wait``,
+then one JSON result per line. It uses the same intake as the HTTP ingress. Bad input
+prints what is wrong, field by field, starts nothing, and exits 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import typer
+
+from config.settings import get_settings
+from config.temporal import connect
+from intake.errors import IntakeError
+from intake.parse import SOURCES, parse_body
+from intake.start import payment_result, start_payments
+from models.payment import PaymentInstruction
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+async def _run(instructions: list[PaymentInstruction], wait: bool) -> None:
+    settings = get_settings()
+    client = await connect()
+    ids = await start_payments(
+        client, instructions, task_queue=settings.freightpay.task_queue, policy=settings.freightpay.policy()
+    )
+    for workflow_id in ids:
+        print(workflow_id, flush=True)
+    if wait:
+        for workflow_id in ids:
+            result = await payment_result(client, workflow_id)
+            print(result.model_dump_json(), flush=True)
+
+
+@app.command()
+def main(
+    source: str = typer.Argument(..., help=f"one of: {', '.join(SOURCES)}"),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    wait: bool = typer.Option(False, "--wait", help="wait for each payment to end and print its result"),
+) -> None:
+    """Start the payments in FILE."""
+    try:
+        instructions = parse_body(source, file.read_bytes())
+        asyncio.run(_run(instructions, wait))
+    except IntakeError as exc:
+        typer.echo(f"{file}: {exc.title}; nothing was started:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(2) from None
+    except RuntimeError as exc:
+        if "connect" in str(exc).lower():
+            typer.echo(f"cannot reach Temporal: {exc}", err=True)
+            raise typer.Exit(3) from None
+        raise
+
+
+if __name__ == "__main__":
+    app()
+    sys.exit(0)

