@@ -14,6 +14,7 @@ other 400/409/422          ``rejected``: NeedsReview with Alvys's problem detail
                            (``VendorConfigurationError``): NeedsReview, fix the credentials
 429                        retried after ``Retry-After`` (``next_retry_delay``)
 5xx, timeouts, resets      retried with capped backoff (the workflow's retry policy)
+2xx but unreadable         treated as recorded-but-unproven: confirmed by a read-back
 lost answer                the retry re-posts with the same ``ReferenceNumber``; Alvys is
                            idempotent on it, so the payment is recorded once
 =========================  ==================================================================
@@ -43,6 +44,7 @@ from models.steps import (
 from vendors.alvys import (
     AlvysClient,
     AlvysProblem,
+    AlvysResponseError,
     CarrierPayment,
     CustomerPayment,
     Load,
@@ -209,6 +211,10 @@ class AlvysSteps:
             if instruction.target is Target.ALVYS_CUSTOMER_PAYMENT:
                 return await self._post_customer(instruction)
             return await self._post_carrier(instruction)
+        except AlvysResponseError:
+            # Alvys answered 2xx (so it most likely recorded the payment) but the answer could
+            # not be read: not a failure, an unproven success. Confirm by reading it back.
+            return PostOutcome(outcome=PostOutcomeKind.RECORDED, confirmed=False)
         except AlvysProblem as error:
             kind = classify(error)
             status = None

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import typer
 
+from cli.payments import app as payments_app
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Durable freight payments on Temporal.")
+app.add_typer(payments_app, name="payments")
 
 
 @app.command()
@@ -30,7 +33,9 @@ def worker() -> None:
 def sandbox(
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     port: int = typer.Option(8701, help="port to listen on"),
-    data: Path | None = typer.Option(None, help="demo data file (default: the bundled sandbox/data/demo.json)"),
+    data: Path | None = typer.Option(
+        None, help="demo data file (default: the bundled sandbox/data/demo.json)"
+    ),
 ) -> None:
     """The vendor sandbox: HTTP simulators of Alvys (and more), faithful to their documents."""
     import uvicorn

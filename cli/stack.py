@@ -81,16 +81,26 @@ class Stack:
         for name, port in (("Temporal", self.ports.temporal), ("sandbox", self.ports.sandbox)):
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    raise SystemExit(f"port {port} ({name}) is already in use: is another `make run` running?")
-        attributes = [arg for name, kind in DEFINITIONS.items() for arg in ("--search-attribute", f"{name}={kind}")]
+                    raise SystemExit(
+                        f"port {port} ({name}) is already in use: is another `make run` running?"
+                    )
+        attributes = [
+            arg for name, kind in DEFINITIONS.items() for arg in ("--search-attribute", f"{name}={kind}")
+        ]
         self._spawn(
             "temporal",
             [
-                self._bin("temporal"), "server", "start-dev",
-                "--db-filename", str(data / "temporal.db"),
-                "--port", str(self.ports.temporal),
-                "--ui-port", str(self.ports.ui),
-                "--log-level", "warn",
+                self._bin("temporal"),
+                "server",
+                "start-dev",
+                "--db-filename",
+                str(data / "temporal.db"),
+                "--port",
+                str(self.ports.temporal),
+                "--ui-port",
+                str(self.ports.ui),
+                "--log-level",
+                "warn",
                 *attributes,
             ],
         )

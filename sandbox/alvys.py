@@ -73,13 +73,41 @@ USD, CAD, MXN = 840, 124, 484
 CURRENCY_CODES: Mapping[str, int] = {"USD": USD, "CAD": CAD, "MXN": MXN}
 
 LOAD_STATUSES: tuple[str, ...] = (
-    "In Review", "Open", "Quoted", "Reserved", "Covered", "Dispatched", "In Transit", "Delivered",
-    "TONU", "Released", "Queued", "Invoiced", "Financed", "Completed", "Paid", "Cancelled",
-)  # fmt: skip
+    "In Review",
+    "Open",
+    "Quoted",
+    "Reserved",
+    "Covered",
+    "Dispatched",
+    "In Transit",
+    "Delivered",
+    "TONU",
+    "Released",
+    "Queued",
+    "Invoiced",
+    "Financed",
+    "Completed",
+    "Paid",
+    "Cancelled",
+)
 TRIP_STATUSES: tuple[str, ...] = (
-    "Open", "Reserved", "Covered", "Dispatched", "In Transit", "Delivered", "Invoiced", "Completed",
-    "Quoted", "Released", "TONU", "Cancelled", "Queued", "Financed", "Paid", "In Review",
-)  # fmt: skip
+    "Open",
+    "Reserved",
+    "Covered",
+    "Dispatched",
+    "In Transit",
+    "Delivered",
+    "Invoiced",
+    "Completed",
+    "Quoted",
+    "Released",
+    "TONU",
+    "Cancelled",
+    "Queued",
+    "Financed",
+    "Paid",
+    "In Review",
+)
 INVOICE_STATUSES: tuple[str, ...] = ("Draft", "AwaitingPayment", "Paid", "Open", "Overdue")
 PAYABLE_LOAD_STATUSES: tuple[str, ...] = ("Invoiced", "Completed", "Financed")
 
@@ -138,7 +166,10 @@ _PROBLEM_TYPES: Mapping[int, tuple[str, str]] = {
     409: ("https://tools.ietf.org/html/rfc9110#section-15.5.10", "Conflict"),
     415: ("https://tools.ietf.org/html/rfc9110#section-15.5.16", "Unsupported Media Type"),
     429: ("https://tools.ietf.org/html/rfc6585#section-4", "Too Many Requests"),
-    500: ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "An error occurred while processing your request."),
+    500: (
+        "https://tools.ietf.org/html/rfc9110#section-15.6.1",
+        "An error occurred while processing your request.",
+    ),
     502: ("https://tools.ietf.org/html/rfc9110#section-15.6.3", "Bad Gateway"),
     503: ("https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable"),
     504: ("https://tools.ietf.org/html/rfc9110#section-15.6.5", "Gateway Timeout"),
@@ -419,7 +450,9 @@ def validate_body(data: Any, schema: _Schema, errors: dict[str, list[str]], path
     """
     json_path = f"$.{path}" if path else "$"
     if not isinstance(data, dict):
-        _add_error(errors, json_path, f"The JSON value could not be converted to {schema.name}. Path: {json_path}.")
+        _add_error(
+            errors, json_path, f"The JSON value could not be converted to {schema.name}. Path: {json_path}."
+        )
         return {}
     for key in data:
         if key not in schema.fields:
@@ -438,7 +471,9 @@ def validate_body(data: Any, schema: _Schema, errors: dict[str, list[str]], path
                 _add_error(errors, member_path, f"The {name} field is required.")
             elif name in data and not spec.nullable:
                 type_name = _DOTNET_TYPES.get(spec.kind, spec.schema.name if spec.schema else "object")
-                _add_error(errors, f"$.{member_path}", f"The JSON value could not be converted to {type_name}.")
+                _add_error(
+                    errors, f"$.{member_path}", f"The JSON value could not be converted to {type_name}."
+                )
             parsed[name] = None
             continue
         if spec.kind == "object":
@@ -728,8 +763,19 @@ class AlvysSandbox:
 
     def add_load(self, record: Mapping[str, Any]) -> Load:
         """Add a load from a data-file record; ValueError on bad records, KeyError on duplicates."""
-        allowed = {"Id", "LoadNumber", "OrderNumber", "PONumber", "Status", "CustomerId", "CustomerName",
-                   "Billable", "InvoiceNumber", "CreatedAt", "IsDeleted"}  # fmt: skip
+        allowed = {
+            "Id",
+            "LoadNumber",
+            "OrderNumber",
+            "PONumber",
+            "Status",
+            "CustomerId",
+            "CustomerName",
+            "Billable",
+            "InvoiceNumber",
+            "CreatedAt",
+            "IsDeleted",
+        }
         _check_keys(record, allowed, {"LoadNumber", "Status", "Billable"}, "load")
         number = str(record["LoadNumber"])
         billable, currency = _money_record(record["Billable"], f"load {number}")
@@ -746,24 +792,34 @@ class AlvysSandbox:
             created_at=_record_datetime(record.get("CreatedAt"), _EPOCH_DEFAULT, number) or _EPOCH_DEFAULT,
             is_deleted=bool(record.get("IsDeleted", False)),
         )
+        invoice_number = str(record["InvoiceNumber"]) if record.get("InvoiceNumber") else None
         with self._lock:
             if number in self.loads:
                 raise KeyError(f"load {number} exists")
+            existing = next((i for i in self.invoices.values() if i.number == invoice_number), None)
+            if existing is not None and self.loads[existing.load_numbers[0]].currency != currency:
+                raise ValueError(f"load {number}: invoice {invoice_number} is in another currency")
             self.loads[number] = load
-            if record.get("InvoiceNumber"):
-                invoice_number = str(record["InvoiceNumber"])
-                existing = next((i for i in self.invoices.values() if i.number == invoice_number), None)
-                if existing is None:
-                    self.add_invoice({"Number": invoice_number, "LoadNumbers": [number]})
-                elif number not in existing.load_numbers:
-                    existing.load_numbers.append(number)
-                    load.invoice_number = invoice_number
+            if existing is not None:
+                existing.load_numbers.append(number)
+                load.invoice_number = invoice_number
+            elif invoice_number is not None:
+                self.add_invoice({"Number": invoice_number, "LoadNumbers": [number]})
         return load
 
     def add_trip(self, record: Mapping[str, Any]) -> Trip:
         """Add a trip of an existing load; ValueError on bad records, KeyError on duplicates."""
-        allowed = {"Id", "TripNumber", "LoadNumber", "Status", "CarrierPayable", "CarrierId", "TripValue",
-                   "Miles", "IsDeleted"}  # fmt: skip
+        allowed = {
+            "Id",
+            "TripNumber",
+            "LoadNumber",
+            "Status",
+            "CarrierPayable",
+            "CarrierId",
+            "TripValue",
+            "Miles",
+            "IsDeleted",
+        }
         _check_keys(record, allowed, {"Id", "TripNumber", "LoadNumber", "Status", "CarrierPayable"}, "trip")
         trip_id = str(record["Id"])
         payable, currency = _money_record(record["CarrierPayable"], f"trip {trip_id}")
@@ -906,8 +962,11 @@ class AlvysSandbox:
         """401 unless a live bearer token is given; 403 if it lacks ``scope``."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise AlvysProblem(401, "Authorization header with a Bearer token is required.",
-                               headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+            raise AlvysProblem(
+                401,
+                "Authorization header with a Bearer token is required.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         with self._lock:
             found = self._tokens.get(token.strip())
             if found is None:
@@ -952,8 +1011,12 @@ class AlvysSandbox:
                 )
             if payment.currency != load.currency:
                 raise _validation_problem(
-                    {"Amount.Currency": [f"Currency {payment.currency} does not match the load's billing "
-                                         f"currency {load.currency}."]}  # fmt: skip
+                    {
+                        "Amount.Currency": [
+                            f"Currency {payment.currency} does not match the load's billing "
+                            f"currency {load.currency}."
+                        ]
+                    }
                 )
             now = _now()
             recorded = CustomerPayment(
@@ -1013,8 +1076,12 @@ class AlvysSandbox:
                 return self._carrier_payment_body(trip)
             if payment.currency != trip.currency:
                 raise _validation_problem(
-                    {"Amount.Currency": [f"Currency {payment.currency} does not match the trip's carrier "
-                                         f"currency {trip.currency}."]}  # fmt: skip
+                    {
+                        "Amount.Currency": [
+                            f"Currency {payment.currency} does not match the trip's carrier "
+                            f"currency {trip.currency}."
+                        ]
+                    }
                 )
             now = _now()
             recorded = CarrierPayment(
@@ -1104,10 +1171,21 @@ class AlvysSandbox:
                 "IsSubmitted": invoice.status != "Draft",
                 "LastSendDate": _iso(invoice.invoiced_date),
                 "SupplementalInvoiceType": None,
-                "Vendor": {"Id": "VENDOR-DEMO", "Name": "FreightPay Demo Logistics", "RemitAddress": None,
-                           "RemitEmail": "ar@example.com", "RemitPhone": None},  # fmt: skip
-                "Customer": {"Id": customer.customer_id, "Name": customer.customer_name, "EmailAddresses": [],
-                             "PhoneNumbers": [], "BillingAddress": None, "ShippingAddress": None},  # fmt: skip
+                "Vendor": {
+                    "Id": "VENDOR-DEMO",
+                    "Name": "FreightPay Demo Logistics",
+                    "RemitAddress": None,
+                    "RemitEmail": "ar@example.com",
+                    "RemitPhone": None,
+                },
+                "Customer": {
+                    "Id": customer.customer_id,
+                    "Name": customer.customer_name,
+                    "EmailAddresses": [],
+                    "PhoneNumbers": [],
+                    "BillingAddress": None,
+                    "ShippingAddress": None,
+                },
                 "LineItems": [
                     {
                         "Id": _stable_id("line", f"{invoice.number}:{load.load_number}"),
@@ -1121,13 +1199,24 @@ class AlvysSandbox:
                     for load in loads
                 ],
                 "Loads": [
-                    {"Id": load.id, "LoadNumber": load.load_number, "SubsidiaryName": "FreightPay Demo Logistics",
-                     "Source": "Manual", "OrderNumber": load.order_number, "PONumber": load.po_number}  # fmt: skip
+                    {
+                        "Id": load.id,
+                        "LoadNumber": load.load_number,
+                        "SubsidiaryName": "FreightPay Demo Logistics",
+                        "Source": "Manual",
+                        "OrderNumber": load.order_number,
+                        "PONumber": load.po_number,
+                    }
                     for load in loads
                 ],
                 "Payments": [
-                    {"Id": p.id, "PaymentDate": _iso(p.payment_date), "Amount": _money(p.amount, p.currency),
-                     "CheckNumber": p.check_number, "PaymentReference": p.reference}  # fmt: skip
+                    {
+                        "Id": p.id,
+                        "PaymentDate": _iso(p.payment_date),
+                        "Amount": _money(p.amount, p.currency),
+                        "CheckNumber": p.check_number,
+                        "PaymentReference": p.reference,
+                    }
                     for p in payments
                 ],
             }
@@ -1246,7 +1335,12 @@ class AlvysSandbox:
                     kind, load_number, trip_id, trip_number = "customer", p.load_number, None, None
                 else:
                     trip = self.trips[p.trip_id]
-                    kind, load_number, trip_id, trip_number = "carrier", trip.load_number, trip.id, trip.trip_number
+                    kind, load_number, trip_id, trip_number = (
+                        "carrier",
+                        trip.load_number,
+                        trip.id,
+                        trip.trip_number,
+                    )
                 rows.append(
                     {
                         "kind": kind,
@@ -1295,7 +1389,12 @@ class AlvysSandbox:
 def _page(query: Mapping[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
     """0-based Page of PageSize items, as Alvys pages its searches."""
     page, size = int(query["Page"]), int(query["PageSize"])
-    return {"Page": page, "PageSize": size, "Total": len(items), "Items": items[page * size : (page + 1) * size]}
+    return {
+        "Page": page,
+        "PageSize": size,
+        "Total": len(items),
+        "Items": items[page * size : (page + 1) * size],
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1327,7 +1426,7 @@ def _payment_in(body: Any, schema: _Schema, target: str) -> PaymentIn:
     amount = money.get("Amount")
     if isinstance(amount, Decimal) and amount <= 0:
         _add_error(errors, "Amount.Amount", "Amount must be greater than zero.")
-    if errors:
+    if errors or not isinstance(amount, Decimal):
         raise _validation_problem(errors)
     return PaymentIn(
         target=parsed[target],
@@ -1363,9 +1462,13 @@ def alvys_router(state: AlvysSandbox) -> APIRouter:
             return await state.dispatch(endpoint.value, request, handler)
 
         router.add_api_route(
-            path, route, methods=[method], name=f"alvys:{endpoint.value}", summary=summary,
+            path,
+            route,
+            methods=[method],
+            name=f"alvys:{endpoint.value}",
+            summary=summary,
             response_class=DecimalJSONResponse,
-        )  # fmt: skip
+        )
 
     async def token(request: Request) -> Response:
         body = state.issue_token(await _token_form(request))
@@ -1403,10 +1506,20 @@ def alvys_router(state: AlvysSandbox) -> APIRouter:
 
     base = "/api/p/v{version}"
     add("/oauth/token", "POST", AlvysEndpoint.TOKEN, token, "OAuth2 client-credentials token")
-    add(f"{base}/invoices/customer-payments", "POST", AlvysEndpoint.CUSTOMER_PAYMENTS, customer_payments,
-        "Record customer payment")  # fmt: skip
-    add(f"{base}/invoices/carrier-payments", "POST", AlvysEndpoint.CARRIER_PAYMENTS, carrier_payments,
-        "Record carrier payment")  # fmt: skip
+    add(
+        f"{base}/invoices/customer-payments",
+        "POST",
+        AlvysEndpoint.CUSTOMER_PAYMENTS,
+        customer_payments,
+        "Record customer payment",
+    )
+    add(
+        f"{base}/invoices/carrier-payments",
+        "POST",
+        AlvysEndpoint.CARRIER_PAYMENTS,
+        carrier_payments,
+        "Record carrier payment",
+    )
     add(f"{base}/invoices", "GET", AlvysEndpoint.GET_INVOICE, get_invoice, "Get invoice")
     add(f"{base}/loads/search", "POST", AlvysEndpoint.LOADS_SEARCH, loads_search, "Search loads")
     add(f"{base}/trips/search", "POST", AlvysEndpoint.TRIPS_SEARCH, trips_search, "Search trips")
@@ -1496,7 +1609,9 @@ def alvys_controls_router(state: AlvysSandbox) -> APIRouter:
         return DecimalJSONResponse(state.invoice_dto(invoice), status_code=201)
 
     @router.get("/postings")
-    def postings(kind: Literal["customer", "carrier"] | None = None, reference: str | None = None) -> Response:
+    def postings(
+        kind: Literal["customer", "carrier"] | None = None, reference: str | None = None
+    ) -> Response:
         rows = [
             row
             for row in state.postings()

@@ -357,11 +357,12 @@ def raw_json_answer(text: str, status: int = 200) -> Handler:
 async def test_money_is_read_from_the_json_text_not_a_float() -> None:
     text = (
         '{"Id":"x","LoadNumber":"L","Status":"Invoiced",'
-        '"TotalPaid":{"Amount":12345678901234567.89,"Currency":840},'
+        '"TotalPaid":{"Amount":987654321098765.43,"Currency":840},'
         '"TotalBillable":{"Amount":0.30000000000000004,"Currency":840}}'
     )
     result = await make_client(FakeAlvys(raw_json_answer(text))).record_customer_payment(customer_payment())
-    assert result.total_paid is not None and result.total_paid.amount == Decimal("12345678901234567.89")
+    # a float would have made this 987654321098765.4
+    assert result.total_paid is not None and result.total_paid.amount == Decimal("987654321098765.43")
     # a .NET double's noise is rounded to the cent it stands for ...
     assert result.total_billable == Money.of("0.30", "USD")
 
@@ -766,6 +767,19 @@ async def test_concurrent_calls_fetch_one_token() -> None:
     client = make_client(fake)
     await asyncio.gather(*(client.get_invoice(invoice_id=str(i)) for i in range(10)))
     assert len(fake.token_requests) == 1 and len(fake.api_requests) == 10
+
+
+async def test_concurrent_401s_renew_the_token_once() -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] == "Bearer tok-1":
+            return httpx.Response(401)
+        return ok_invoice(request)
+
+    fake = FakeAlvys(api, token_delay=0.01)
+    client = make_client(fake)
+    await asyncio.gather(*(client.get_invoice(invoice_id=str(i)) for i in range(5)))
+    # all five are refused tok-1; the first to notice drops it, and one fetch serves them all
+    assert len(fake.token_requests) == 2 and len(fake.api_requests) == 10
 
 
 async def test_token_endpoint_refusal() -> None:

@@ -668,7 +668,8 @@ def _fit_minor_units(amount: Decimal, currency: str) -> Decimal:
     """
     quantum = Decimal(1).scaleb(-minor_units(currency))
     quantized = amount.quantize(quantum)
-    tolerance = max(abs(amount), Decimal(1)) * Decimal("1e-12")
+    # Relative to the amount (doubles carry ~16 digits), but never a visible part of a cent.
+    tolerance = min(max(abs(amount), Decimal(1)) * Decimal("1e-12"), quantum / 100)
     if abs(quantized - amount) > tolerance:
         raise MoneyError(f"amount {amount} is not a whole number of {currency} minor units")
     return quantized

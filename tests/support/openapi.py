@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def spec_path() -> Path:
 @functools.cache
 def spec() -> dict[str, Any]:
     """The raw OpenAPI document."""
-    return json.loads(spec_path().read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads(spec_path().read_text(encoding="utf-8"))
+    return document
 
 
 def to_json_schema(schema: Any) -> Any:
@@ -95,24 +97,26 @@ def to_json_schema(schema: Any) -> Any:
 def _registry() -> Registry[Any]:
     schemas = spec()["components"]["schemas"]
     converted = {"components": {"schemas": {name: to_json_schema(s) for name, s in schemas.items()}}}
-    return Registry().with_resource(_SPEC_URI, DRAFT202012.create_resource(converted))
+    registry: Registry[Any] = Registry().with_resource(_SPEC_URI, DRAFT202012.create_resource(converted))
+    return registry
+
+
+def _is_rfc3339(value: object) -> bool:
+    return not isinstance(value, str) or bool(_RFC3339.match(value))
+
+
+def _in_range(bits: int) -> Callable[[object], bool]:
+    def check(value: object) -> bool:
+        return not isinstance(value, int) or -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
+
+    return check
 
 
 def _format_checker() -> FormatChecker:
     checker = FormatChecker(formats=())
-
-    @checker.checks("date-time")
-    def _date_time(value: object) -> bool:
-        return not isinstance(value, str) or bool(_RFC3339.match(value))
-
-    @checker.checks("int32")
-    def _int32(value: object) -> bool:
-        return not isinstance(value, int) or -(2**31) <= value < 2**31
-
-    @checker.checks("int64")
-    def _int64(value: object) -> bool:
-        return not isinstance(value, int) or -(2**63) <= value < 2**63
-
+    checker.checks("date-time")(_is_rfc3339)
+    checker.checks("int32")(_in_range(32))
+    checker.checks("int64")(_in_range(64))
     return checker
 
 
@@ -122,7 +126,7 @@ def schema_name(name: str) -> str:
     Paged lists are named in full (``Alvys.Helpers.PagedResponse1Alvys.Models.Loads.LoadResponse``)
     or by their tail (``PagedResponse1Alvys.Models.Loads.LoadResponse``).
     """
-    schemas = spec()["components"]["schemas"]
+    schemas: dict[str, Any] = spec()["components"]["schemas"]
     if name in schemas:
         return name
     matches = [full for full in schemas if full.endswith(f".{name}")]
@@ -130,7 +134,7 @@ def schema_name(name: str) -> str:
         matches = [full for full in matches if ".PagedResponse" not in full]
     if len(matches) != 1:
         raise KeyError(f"schema {name!r}: {'ambiguous: ' + str(matches) if matches else 'not in the spec'}")
-    return matches[0]
+    return str(matches[0])
 
 
 @functools.cache

@@ -1,0 +1,338 @@
+"""``freightpay payments ...``: the operator's commands, over Temporal visibility, queries and updates.
+
+Exit codes, for scripts: 0 done; 1 refused by the payment (the message says why); 2 bad
+input; 3 Temporal unreachable; 4 no such payment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from config.temporal import connect
+from models.state import (
+    ActionAnswer,
+    ApproveInput,
+    CancelInput,
+    OperatorInput,
+    PaymentResult,
+    PaymentState,
+    PaymentStatus,
+    ResolveInput,
+    RetryInput,
+)
+from workflows import search_attributes as sa
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find, inspect and steer payments.")
+console = Console()
+err = Console(stderr=True)
+
+EXIT_REFUSED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_NOT_FOUND = 1, 2, 3, 4
+_T = TypeVar("_T")
+
+
+def _run(work: Callable[[Client], Awaitable[_T]]) -> _T:
+    async def main() -> _T:
+        try:
+            client = await connect()
+        except RuntimeError as exc:
+            err.print(f"[red]cannot reach Temporal:[/] {exc}")
+            raise typer.Exit(EXIT_UNREACHABLE) from None
+        return await work(client)
+
+    return asyncio.run(main())
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def visibility_query(
+    status: str | None, load: str | None, source: str | None, trip: str | None = None
+) -> str:
+    """The List Filter for the options given (the same text works in the Web UI's filter box)."""
+    parts = ["WorkflowType = 'PaymentWorkflow'"]
+    if status:
+        known = {s.value.lower(): s.value for s in PaymentStatus}
+        if status.lower() not in known:
+            err.print(f"[red]--status:[/] unknown status {status!r}; one of {', '.join(known.values())}")
+            raise typer.Exit(EXIT_INPUT)
+        parts.append(f"PaymentStatus = {_quote(known[status.lower()])}")
+    if load:
+        parts.append(f"LoadNumber = {_quote(load)}")
+    if trip:
+        parts.append(f"TripId = {_quote(trip)}")
+    if source:
+        parts.append(f"PaymentSource = {_quote(source)}")
+    return " AND ".join(parts)
+
+
+@app.command("list")
+def list_payments(
+    status: str | None = typer.Option(None, "--status", help="e.g. NeedsReview, AwaitingApproval, Paid"),
+    load: str | None = typer.Option(None, "--load", help="Alvys load number"),
+    trip: str | None = typer.Option(None, "--trip", help="Alvys trip id"),
+    source: str | None = typer.Option(None, "--source", help="alvys-customer, alvys-carrier, mycarrier, ..."),
+    limit: int = typer.Option(50, "--limit", min=1, max=10000),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line instead of a table"),
+) -> None:
+    """List payments from Temporal visibility, newest first."""
+    query = visibility_query(status, load, source, trip)
+
+    async def work(client: Client) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        async for execution in client.list_workflows(query, limit=limit):
+            attrs = execution.typed_search_attributes
+            rows.append(
+                {
+                    "workflow_id": execution.id,
+                    "status": attrs.get(sa.PAYMENT_STATUS) or "",
+                    "source": attrs.get(sa.PAYMENT_SOURCE) or "",
+                    "target": attrs.get(sa.PAYMENT_TARGET) or "",
+                    "load": attrs.get(sa.LOAD_NUMBER) or "",
+                    "trip": attrs.get(sa.TRIP_ID) or "",
+                    "invoice": attrs.get(sa.INVOICE_NUMBER) or "",
+                    "reference": attrs.get(sa.PAYMENT_REFERENCE) or "",
+                    "amount": attrs.get(sa.PAYMENT_AMOUNT),
+                    "started": execution.start_time.isoformat() if execution.start_time else "",
+                }
+            )
+        return rows
+
+    rows = _run(work)
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    table = Table(title=f"{len(rows)} payment(s): {query}", title_justify="left")
+    for column in (
+        "workflow id",
+        "status",
+        "amount",
+        "target",
+        "load / trip / invoice",
+        "reference",
+        "started",
+    ):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        where = " / ".join(x for x in (row["load"], row["trip"], row["invoice"]) if x)
+        amount = f"{row['amount']:,.2f}" if isinstance(row["amount"], float) else ""
+        table.add_row(
+            row["workflow_id"],
+            row["status"],
+            amount,
+            row["target"],
+            where,
+            row["reference"],
+            row["started"][:19],
+        )
+    console.print(table)
+
+
+async def _state(client: Client, workflow_id: str) -> PaymentState:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        state: PaymentState = await handle.query("status", result_type=PaymentState)
+        return state
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            err.print(f"[red]no payment {workflow_id}[/]")
+            raise typer.Exit(EXIT_NOT_FOUND) from None
+        raise
+
+
+def render(state: PaymentState) -> None:
+    """The status query, for a person."""
+    console.print(f"[bold]{state.workflow_id}[/]  [bold cyan]{state.status.value}[/]")
+    console.print(f"  {state.summary}")
+    if state.waiting_for:
+        console.print(f"  waiting for: {state.waiting_for}")
+    if state.reason:
+        console.print(f"  why: {state.reason}")
+    if state.last_vendor_answer:
+        console.print(
+            f"  vendor's last answer ({state.last_vendor_answer.step}): {state.last_vendor_answer.text}"
+        )
+    if state.total_paid is not None and state.total_billable is not None:
+        console.print(f"  paid {state.total_paid} of {state.total_billable}")
+    if state.next_actions:
+        console.print(f"  you can: {', '.join(state.next_actions)}")
+    steps = Table(title="steps", title_justify="left")
+    for column in ("step", "started", "finished", "outcome", "attempts"):
+        steps.add_column(column)
+    for step in state.steps:
+        steps.add_row(
+            step.name,
+            f"{step.started_at:%Y-%m-%d %H:%M:%S}",
+            f"{step.finished_at:%H:%M:%S}" if step.finished_at else "",
+            step.outcome or "",
+            str(step.attempts),
+        )
+    console.print(steps)
+    if state.actions:
+        actions = Table(title="operator actions", title_justify="left")
+        for column in ("when", "action", "by", "reason", "accepted", "message"):
+            actions.add_column(column, overflow="fold")
+        for action in state.actions:
+            actions.add_row(
+                f"{action.at:%Y-%m-%d %H:%M:%S}",
+                action.action,
+                action.operator or "",
+                action.reason or "",
+                "yes" if action.accepted else "refused",
+                action.message,
+            )
+        console.print(actions)
+
+
+@app.command()
+def show(
+    workflow_id: str,
+    as_json: bool = typer.Option(False, "--json", help="the status query as JSON"),
+) -> None:
+    """One payment: state, what it waits for and why, steps, vendor answers, operator actions."""
+    state = _run(lambda client: _state(client, workflow_id))
+    if as_json:
+        typer.echo(state.model_dump_json(indent=2))
+    else:
+        render(state)
+
+
+def _act(workflow_id: str, action: str, payload: OperatorInput) -> None:
+    async def work(client: Client) -> ActionAnswer:
+        await _state(client, workflow_id)  # a clear "no such payment" first
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            answer: ActionAnswer = await handle.execute_update(action, payload, result_type=ActionAnswer)
+            return answer
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = getattr(cause, "message", None) or str(cause or exc)
+            err.print(f"[red]{action} refused:[/] {message}")
+            raise typer.Exit(EXIT_REFUSED) from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND or "workflow execution already completed" in str(exc):
+                state = await _state(client, workflow_id)
+                err.print(f"[red]{action} refused:[/] the payment is already {state.status.value}")
+                raise typer.Exit(EXIT_REFUSED) from None
+            raise
+
+    answer = _run(work)
+    console.print(f"{answer.workflow_id}: [bold cyan]{answer.status.value}[/]  {answer.message}")
+
+
+OPERATOR = typer.Option(None, "--operator", help="who acts (default: your user name)")
+REASON = typer.Option(None, "--reason", help="why, for the payment's record")
+
+
+def _who(operator: str | None) -> str:
+    if operator:
+        return operator
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+@app.command()
+def approve(workflow_id: str, reason: str | None = REASON, operator: str | None = OPERATOR) -> None:
+    """Let a payment that awaits approval be posted."""
+    _act(workflow_id, "approve", ApproveInput(operator=_who(operator), reason=reason))
+
+
+@app.command()
+def cancel(workflow_id: str, reason: str | None = REASON, operator: str | None = OPERATOR) -> None:
+    """Stop a payment that has not been posted."""
+    _act(workflow_id, "cancel", CancelInput(operator=_who(operator), reason=reason))
+
+
+@app.command()
+def resolve(
+    workflow_id: str,
+    reason: str | None = REASON,
+    operator: str | None = OPERATOR,
+    vendor_payment_id: str | None = typer.Option(
+        None, "--vendor-payment-id", help="the id the vendor gave it"
+    ),
+) -> None:
+    """End a payment that was settled by hand in the vendor's system."""
+    _act(
+        workflow_id,
+        "resolve",
+        ResolveInput(operator=_who(operator), reason=reason, vendor_payment_id=vendor_payment_id),
+    )
+
+
+@app.command()
+def retry(
+    workflow_id: str,
+    reason: str | None = REASON,
+    operator: str | None = OPERATOR,
+    load_number: str | None = typer.Option(None, "--load-number", help="corrected Alvys load number"),
+    trip_id: str | None = typer.Option(None, "--trip-id", help="corrected Alvys trip id"),
+    trip_number: str | None = typer.Option(None, "--trip-number", help="corrected Alvys trip number"),
+    invoice_number: str | None = typer.Option(None, "--invoice-number", help="corrected invoice number"),
+    amount: str | None = typer.Option(None, "--amount", help="corrected amount (only before posting)"),
+    currency: str | None = typer.Option(None, "--currency", help="ISO 4217 code of the corrected amount"),
+) -> None:
+    """Run a payment again from validation, optionally with corrected identifiers or amount."""
+    value: Decimal | None = None
+    if amount is not None:
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            err.print(f"[red]--amount:[/] {amount!r} is not a number")
+            raise typer.Exit(EXIT_INPUT) from None
+    _act(
+        workflow_id,
+        "retry",
+        RetryInput(
+            operator=_who(operator),
+            reason=reason,
+            load_number=load_number,
+            trip_id=trip_id,
+            trip_number=trip_number,
+            invoice_number=invoice_number,
+            amount=value,
+            currency=currency,
+        ),
+    )
+
+
+@app.command()
+def result(workflow_id: str) -> None:
+    """Wait for a payment to end and print its result as JSON."""
+
+    async def work(client: Client) -> PaymentResult:
+        await _state(client, workflow_id)
+        handle = client.get_workflow_handle(workflow_id, result_type=PaymentResult)
+        outcome: PaymentResult = await handle.result()
+        return outcome
+
+    typer.echo(_run(work).model_dump_json())
+
+
+@app.command()
+def submit(
+    source: str = typer.Argument(
+        ..., help="as for starter.py: alvys-customer-payment, alvys-carrier-payment, ..."
+    ),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    wait: bool = typer.Option(False, "--wait", help="wait for each payment and print its result"),
+) -> None:
+    """Start the payments in FILE (the same intake as starter.py and the ingress)."""
+    import starter
+
+    starter.main(source, file, wait)
