@@ -108,7 +108,9 @@ class Money(BaseModel):
     def _fits_minor_units(self) -> Money:
         places = minor_units(self.currency)
         if abs(self.amount) >= MAX_AMOUNT:
-            raise ValueError(f"amount {self.amount} is too large (at most {MAX_AMOUNT - 1:,} {self.currency})")
+            raise ValueError(
+                f"amount {self.amount} is too large (at most {MAX_AMOUNT - 1:,} {self.currency})"
+            )
         quantum = Decimal(1).scaleb(-places)
         quantized = self.amount.quantize(quantum)
         if quantized != self.amount:

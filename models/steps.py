@@ -130,3 +130,38 @@ class CallbackReport(BaseModel):
     total_amount: Money | None = None
     status: str | None = None
     message: str | None = None
+
+
+class RemittanceInput(BaseModel):
+    """A remittance file's parent workflow: the file by reference (a claim check), not its lines.
+
+    The lines stay out of the history (a 10,000-line file would not fit in one payload);
+    an activity reads them a batch at a time from the stored file ``file_id``. Continue-as-new
+    carries ``next_line`` and the counts so far, so each run's history stays bounded.
+    """
+
+    file_id: str
+    file_name: str
+    total_lines: int
+    policy: PaymentPolicy = PaymentPolicy()
+    batch_size: int = 200
+    concurrency: int = 50
+    next_line: int = 0
+    by_status: dict[str, int] = Field(default_factory=dict)
+
+
+class RemittanceBatchRequest(BaseModel):
+    file_id: str
+    start: int
+    count: int
+
+
+class RemittanceProgress(BaseModel):
+    """What the ``progress`` query and the final result tell: lines done, and their final states."""
+
+    file_name: str
+    total_lines: int
+    started: int
+    finished: int
+    by_status: dict[str, int]
+    running: list[str] = Field(default_factory=list)

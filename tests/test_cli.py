@@ -30,7 +30,12 @@ def freightpay(client: Client, task_queue: str, *args: str) -> subprocess.Comple
         "COLUMNS": "200",
     }
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -47,7 +52,9 @@ async def test_list_show_refuse_approve(client: Client, task_queue: str, sandbox
     wid = instruction.workflow_id
 
     for _ in range(50):
-        listed = await cli(client, task_queue, "payments", "list", "--status", "awaitingapproval", "--load", load, "--json")
+        listed = await cli(
+            client, task_queue, "payments", "list", "--status", "awaitingapproval", "--load", load, "--json"
+        )
         if listed.stdout.strip():
             break
         await asyncio.sleep(0.2)
@@ -109,7 +116,9 @@ async def test_submit_and_starter_share_the_intake(
     file = tmp_path / "payment.json"
     file.write_text(json.dumps(body))
 
-    started = await cli(client, task_queue, "payments", "submit", "alvys-customer-payment", str(file), "--wait")
+    started = await cli(
+        client, task_queue, "payments", "submit", "alvys-customer-payment", str(file), "--wait"
+    )
 
     assert started.returncode == 0, started.stderr
     workflow_id, result_line = started.stdout.strip().splitlines()
@@ -127,7 +136,9 @@ async def test_submit_and_starter_share_the_intake(
     assert len(await alvys.postings(sandbox, ref)) == 1
 
 
-async def test_starter_refuses_bad_input_naming_the_field(client: Client, task_queue: str, tmp_path: Path) -> None:
+async def test_starter_refuses_bad_input_naming_the_field(
+    client: Client, task_queue: str, tmp_path: Path
+) -> None:
     file = tmp_path / "bad.json"
     file.write_text(json.dumps({"LoadNumber": "L-1", "Amount": {"Amount": 1.005, "Currency": 840}}))
     env = {**os.environ, "TEMPORAL_ADDRESS": client.service_client.config.target_host}

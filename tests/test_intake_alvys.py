@@ -82,7 +82,7 @@ def test_amount_must_be_greater_than_zero(amount: Decimal) -> None:
 
 
 def test_missing_wrong_and_unknown_fields_are_each_named() -> None:
-    body = {k: v for k, v in CUSTOMER.items() if k != "ReferenceNumber"}
+    body: dict[str, object] = {k: v for k, v in CUSTOMER.items() if k != "ReferenceNumber"}
     body["PaymentDate"] = "yesterday"
     body["Surprise"] = 1
     found = problems("alvys-customer-payment", body)
@@ -100,7 +100,9 @@ def test_unknown_currency_code_is_refused() -> None:
 
 def test_a_list_is_validated_whole_and_problems_name_the_item() -> None:
     bad = {**CARRIER, "Amount": {"Amount": -5, "Currency": 840}}
-    assert problems("alvys-carrier-payment", [CARRIER, bad]) == ["[1].Amount.Amount: must be greater than zero"]
+    assert problems("alvys-carrier-payment", [CARRIER, bad]) == [
+        "[1].Amount.Amount: must be greater than zero"
+    ]
 
 
 def test_malformed_json_and_unknown_source() -> None:

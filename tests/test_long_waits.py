@@ -60,7 +60,10 @@ async def skipping_worker(skipping_env: WorkflowEnvironment, sandbox_url: str) -
 
 
 async def state_of(env: WorkflowEnvironment, workflow_id: str) -> PaymentState:
-    return await env.client.get_workflow_handle(workflow_id).query("status", result_type=PaymentState)
+    state: PaymentState = await env.client.get_workflow_handle(workflow_id).query(
+        "status", result_type=PaymentState
+    )
+    return state
 
 
 async def test_a_load_payable_after_three_days_is_paid(

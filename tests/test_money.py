@@ -38,7 +38,11 @@ def test_numeric_codes_round_trip(currency: str) -> None:
 
 
 def test_alvys_numeric_codes() -> None:
-    assert (currency_to_numeric("USD"), currency_to_numeric("CAD"), currency_to_numeric("MXN")) == (840, 124, 484)
+    assert (currency_to_numeric("USD"), currency_to_numeric("CAD"), currency_to_numeric("MXN")) == (
+        840,
+        124,
+        484,
+    )
     with pytest.raises(MoneyError, match="unknown ISO 4217 numeric currency code 999"):
         currency_from_numeric(999)
 

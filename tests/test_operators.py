@@ -50,7 +50,9 @@ async def test_a_large_payment_waits_for_approval_then_is_paid(
         client, instruction.workflow_id, "retry", {}
     )
 
-    answer = await update(client, instruction.workflow_id, "approve", {"operator": "dana", "reason": "checked"})
+    answer = await update(
+        client, instruction.workflow_id, "approve", {"operator": "dana", "reason": "checked"}
+    )
     assert answer.status in (PaymentStatus.POSTING, PaymentStatus.CONFIRMING, PaymentStatus.PAID)
 
     result = await asyncio.wait_for(payment_result(client, instruction.workflow_id), 30)
@@ -111,7 +113,9 @@ async def test_retry_with_a_corrected_load_number_pays_the_right_load(
     assert answer.status not in (PaymentStatus.NEEDS_REVIEW, PaymentStatus.CANCELLED)
     result = await asyncio.wait_for(payment_result(client, instruction.workflow_id), 30)
     assert result.status is PaymentStatus.PAID
-    assert await alvys.postings(sandbox, instruction.reference_number) == [("customer", right, Decimal("75.00"))]
+    assert await alvys.postings(sandbox, instruction.reference_number) == [
+        ("customer", right, Decimal("75.00"))
+    ]
     # the search attributes follow the correction
     query = f"LoadNumber = '{right}' AND PaymentStatus = 'Paid'"
     for _ in range(50):
@@ -179,7 +183,9 @@ async def test_the_status_query_tells_the_whole_story(
     await start_payment(client, instruction, task_queue=task_queue, policy=policy)
 
     state = await wait_status(client, instruction.workflow_id, PaymentStatus.WAITING_FOR_PAYABLE)
-    assert state.waiting_for and "to become Invoiced, Completed or Financed; next check at" in state.waiting_for
+    assert (
+        state.waiting_for and "to become Invoiced, Completed or Financed; next check at" in state.waiting_for
+    )
     assert [s.name for s in state.steps] == ["post"] and state.steps[0].outcome == "not_payable"
     assert state.steps[0].attempts == 1
     assert state.last_vendor_answer and state.last_vendor_answer.problem

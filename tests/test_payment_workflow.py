@@ -14,7 +14,7 @@ from temporalio.client import Client
 from intake.start import payment_result, start_payment, start_payments
 from models.money import Money
 from models.payment import PaymentInstruction, Source, Target, TargetIds
-from models.state import PaymentState, PaymentStatus
+from models.state import PaymentResult, PaymentState, PaymentStatus
 from models.steps import PaymentPolicy
 from tests.support import alvys_sandbox as alvys
 
@@ -59,16 +59,20 @@ def carrier(trip: str, amount: str, ref: str | None = None) -> PaymentInstructio
     )
 
 
-async def run(client: Client, task_queue: str, instruction: PaymentInstruction, policy: PaymentPolicy = FAST):
+async def run(
+    client: Client, task_queue: str, instruction: PaymentInstruction, policy: PaymentPolicy = FAST
+) -> PaymentResult:
     workflow_id = await start_payment(client, instruction, task_queue=task_queue, policy=policy)
     return await asyncio.wait_for(payment_result(client, workflow_id), 60)
 
 
-async def wait_status(client: Client, workflow_id: str, status: PaymentStatus, seconds: float = 30) -> PaymentState:
+async def wait_status(
+    client: Client, workflow_id: str, status: PaymentStatus, seconds: float = 30
+) -> PaymentState:
     handle = client.get_workflow_handle(workflow_id)
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
-        state = await handle.query("status", result_type=PaymentState)
+        state: PaymentState = await handle.query("status", result_type=PaymentState)
         if state.status is status:
             return state
         if asyncio.get_running_loop().time() > deadline:
@@ -89,7 +93,9 @@ async def test_customer_payment_is_paid_from_the_posts_own_answer(
     assert result.status is PaymentStatus.PAID
     assert result.total_paid == Money.of("382.53") and result.total_billable == Money.of("382.53")
     assert result.posted and result.vendor_payment_id
-    assert await alvys.postings(sandbox, instruction.reference_number) == [("customer", load, Decimal("382.53"))]
+    assert await alvys.postings(sandbox, instruction.reference_number) == [
+        ("customer", load, Decimal("382.53"))
+    ]
     after = await alvys.request_counts(sandbox)
     # One vendor call: the post. No read-back, no search.
     assert alvys.delta(before, after) == {"invoices/customer-payments": 1}
@@ -107,10 +113,14 @@ async def test_carrier_payment_is_paid_and_the_trip_completed(
     assert result.status is PaymentStatus.PAID
     assert result.target_status == "Completed"
     assert await alvys.trip_status(sandbox, trip) == "Completed"
-    assert await alvys.postings(sandbox, instruction.reference_number) == [("carrier", trip, Decimal("1200.00"))]
+    assert await alvys.postings(sandbox, instruction.reference_number) == [
+        ("carrier", trip, Decimal("1200.00"))
+    ]
 
 
-async def test_partial_payment_is_partially_paid(client: Client, task_queue: str, sandbox: httpx.AsyncClient) -> None:
+async def test_partial_payment_is_partially_paid(
+    client: Client, task_queue: str, sandbox: httpx.AsyncClient
+) -> None:
     load = f"L-{uid()}"
     await alvys.add_load(sandbox, load, status="Completed", billable="1000.00")
 
@@ -133,7 +143,9 @@ async def test_a_partial_carrier_payment_leaves_the_trip_open(
     assert await alvys.trip_status(sandbox, trip) == "Delivered"
 
 
-async def test_a_duplicate_start_posts_once(client: Client, task_queue: str, sandbox: httpx.AsyncClient) -> None:
+async def test_a_duplicate_start_posts_once(
+    client: Client, task_queue: str, sandbox: httpx.AsyncClient
+) -> None:
     load = f"L-{uid()}"
     await alvys.add_load(sandbox, load, status="Invoiced", billable="500.00")
     instruction = customer(load, "500.00")
@@ -190,7 +202,9 @@ async def test_a_load_never_payable_needs_review_at_the_deadline(
     load = f"L-{uid()}"
     await alvys.add_load(sandbox, load, status="Dispatched", billable="250.00")
     instruction = customer(load, "250.00")
-    policy = PaymentPolicy(payable_recheck_interval=timedelta(seconds=1), payable_deadline=timedelta(seconds=3))
+    policy = PaymentPolicy(
+        payable_recheck_interval=timedelta(seconds=1), payable_deadline=timedelta(seconds=3)
+    )
     await start_payment(client, instruction, task_queue=task_queue, policy=policy)
 
     state = await wait_status(client, instruction.workflow_id, PaymentStatus.NEEDS_REVIEW, seconds=30)

@@ -38,7 +38,13 @@ async def add_load(
 
 
 async def add_trip(
-    http: httpx.AsyncClient, trip_id: str, *, load: str, status: str, payable: str, trip_number: str | None = None
+    http: httpx.AsyncClient,
+    trip_id: str,
+    *,
+    load: str,
+    status: str,
+    payable: str,
+    trip_number: str | None = None,
 ) -> None:
     if (await http.get(f"/_sandbox/alvys/loads/{load}")).status_code == 404:
         await add_load(http, load, status="Delivered", billable=payable)
@@ -68,7 +74,11 @@ async def postings(http: httpx.AsyncClient, reference: str) -> list[tuple[str, s
     """What Alvys recorded under ``reference``: (kind, load or trip, amount), one row per payment."""
     rows = _ok(await http.get("/_sandbox/alvys/postings", params={"reference": reference})).json()
     return [
-        (row["kind"], row["load_number"] if row["kind"] == "customer" else row["trip_id"], Decimal(row["amount"]))
+        (
+            row["kind"],
+            row["load_number"] if row["kind"] == "customer" else row["trip_id"],
+            Decimal(row["amount"]),
+        )
         for row in rows
     ]
 
@@ -79,4 +89,6 @@ async def request_counts(http: httpx.AsyncClient) -> dict[str, int]:
 
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     """Requests made between two readings, by endpoint, leaving out the token endpoint."""
-    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0) and k != "oauth/token"}
+    return {
+        k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0) and k != "oauth/token"
+    }

@@ -7,7 +7,7 @@ are dropped, and the result is validated as JSON Schema 2020-12 with ``$ref`` re
 ``format: date-time`` is asserted as RFC 3339 (what a .NET UTC DateTime writes); int32/int64 ranges too.
 
 The spec is looked up at ``$ALVYS_OPENAPI_SPEC``, then ``<repo>/vendor-specs/alvys-openapi.json``,
-then ``/work/shared/vendor-specs/alvys-openapi.json``.
+then ``../shared/vendor-specs/alvys-openapi.json`` beside the repo.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ SPEC_ENV = "ALVYS_OPENAPI_SPEC"
 _REPO = Path(__file__).resolve().parents[2]
 _CANDIDATES = (
     _REPO / "vendor-specs" / "alvys-openapi.json",
-    Path("/work/shared/vendor-specs/alvys-openapi.json"),
+    _REPO.parent / "shared" / "vendor-specs" / "alvys-openapi.json",
 )
 _SPEC_URI = "urn:freightpay:alvys-openapi"
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")

@@ -1,0 +1,34 @@
+"""Reading a stored remittance file, a batch of lines at a time, for its parent workflow."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from intake.files import stored_path
+from intake.remittance import parse_line_range
+from models.payment import PaymentInstruction
+from models.steps import RemittanceBatchRequest
+
+
+class RemittanceActivities:
+    """Holds where files are stored (``FREIGHTPAY_DATA_DIR``: shared storage when workers are many)."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self._data_dir = Path(data_dir)
+
+    @activity.defn(name="read_remittance_lines")
+    async def read_lines(self, request: RemittanceBatchRequest) -> list[PaymentInstruction]:
+        path = stored_path(self._data_dir, request.file_id)
+        try:
+            raw = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise ApplicationError(
+                f"remittance file {request.file_id} is not in {self._data_dir}/remittances "
+                "(is FREIGHTPAY_DATA_DIR shared by the ingress and every worker?)",
+                type="RemittanceFileMissing",
+            ) from None
+        return parse_line_range(raw, request.start, request.count)

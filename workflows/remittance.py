@@ -1,0 +1,101 @@
+"""RemittanceWorkflow: one remittance file, one child PaymentWorkflow per line.
+
+Children start in batches (``batch_size`` lines, at most ``concurrency`` at a time); after
+each batch the workflow continues as new with the counts so far, so its history stays
+bounded whatever the file's size. Each child is an ordinary payment (its id is the line's
+business id), so operators steer it like any other; the file ends when every line's payment
+has ended, with a summary by final state. A line whose payment already exists (the same
+file sent twice) is counted as ``AlreadyStarted`` and not paid again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.remittance import RemittanceActivities
+    from models.payment import PaymentInstruction
+    from models.state import PaymentResult, PaymentStatus
+    from models.steps import PaymentInput, RemittanceBatchRequest, RemittanceInput, RemittanceProgress
+    from workflows import search_attributes
+    from workflows.payment import PaymentWorkflow
+
+ALREADY_STARTED = "AlreadyStarted"
+
+
+@workflow.defn(name="RemittanceWorkflow")
+class RemittanceWorkflow:
+    @workflow.init
+    def __init__(self, input: RemittanceInput) -> None:
+        self._input = input
+        self._by_status: dict[str, int] = dict(input.by_status)
+        self._started = input.next_line
+        self._running: set[str] = set()
+
+    @workflow.run
+    async def run(self, input: RemittanceInput) -> RemittanceProgress:
+        start = input.next_line
+        if start < input.total_lines:
+            lines = await workflow.execute_activity_method(
+                RemittanceActivities.read_lines,
+                RemittanceBatchRequest(file_id=input.file_id, start=start, count=input.batch_size),
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+                summary=f"Read lines {start + 1}-{start + input.batch_size} of {input.file_name}",
+            )
+            workflow.set_current_details(self._details())
+            gate = asyncio.Semaphore(input.concurrency)
+            await asyncio.gather(*(self._pay(line, gate) for line in lines))
+            next_line = start + len(lines)
+            if next_line < input.total_lines and lines:
+                workflow.continue_as_new(
+                    input.model_copy(update={"next_line": next_line, "by_status": self._by_status})
+                )
+        workflow.set_current_details(self._details())
+        return self.progress()
+
+    async def _pay(self, instruction: PaymentInstruction, gate: asyncio.Semaphore) -> None:
+        async with gate:
+            self._started += 1
+            self._running.add(instruction.workflow_id)
+            try:
+                handle = await workflow.start_child_workflow(
+                    PaymentWorkflow.run,
+                    PaymentInput(instruction=instruction, policy=self._input.policy),
+                    id=instruction.workflow_id,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    search_attributes=search_attributes.typed(instruction, PaymentStatus.RECEIVED),
+                    static_summary=instruction.summary(),
+                )
+                result: PaymentResult = await handle
+                status = result.status.value
+            except WorkflowAlreadyStartedError:
+                status = ALREADY_STARTED
+            self._running.discard(instruction.workflow_id)
+            self._by_status[status] = self._by_status.get(status, 0) + 1
+
+    @workflow.query(name="progress")
+    def progress(self) -> RemittanceProgress:
+        return RemittanceProgress(
+            file_name=self._input.file_name,
+            total_lines=self._input.total_lines,
+            started=self._started,
+            finished=sum(self._by_status.values()),
+            by_status=dict(sorted(self._by_status.items())),
+            running=sorted(self._running)[:50],
+        )
+
+    def _details(self) -> str:
+        progress = self.progress()
+        counts = ", ".join(f"{k} {v}" for k, v in progress.by_status.items()) or "none yet"
+        return (
+            f"**{progress.file_name}**: {progress.finished} of {progress.total_lines} payments ended "
+            f"({counts}); {len(self._running)} running"
+        )
