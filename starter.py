@@ -1,8 +1,10 @@
 """``python starter.py SOURCE FILE [--wait]``: start the payments in FILE, print their workflow ids.
 
 SOURCE is one of ``alvys-customer-payment``, ``alvys-carrier-payment`` (FILE holds the Alvys
-request body of seeds/, or a JSON array of them). One workflow id per line; with ``--wait``,
-then one JSON result per line. It uses the same intake as the HTTP ingress. Bad input
+request body of seeds/, or a JSON array of them), ``transportone-payment`` (TransportOne's
+``{"data": {"payments": [...]}}`` body), ``mycarrier`` (an ``invoice.payment`` webhook body),
+``remittance`` (a CSV file; see intake/remittance.py). One workflow id per line; with
+``--wait``, then one JSON result per line. It uses the same intake as the HTTP ingress. Bad input
 prints what is wrong, field by field, starts nothing, and exits 2.
 """
 
@@ -17,19 +19,28 @@ import typer
 from config.settings import get_settings
 from config.temporal import connect
 from intake.errors import IntakeError
+from intake.options import IntakeOptions
 from intake.parse import SOURCES, parse_body
-from intake.start import payment_result, start_payments
+from intake.start import payment_result, start_payments, start_remittance
 from models.payment import PaymentInstruction
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
-async def _run(instructions: list[PaymentInstruction], wait: bool) -> None:
+async def _run(
+    source: str, file: Path, raw: bytes, instructions: list[PaymentInstruction], wait: bool
+) -> None:
     settings = get_settings()
     client = await connect()
-    ids = await start_payments(
-        client, instructions, task_queue=settings.freightpay.task_queue, policy=settings.freightpay.policy()
-    )
+    queue, policy = settings.freightpay.task_queue, settings.freightpay.policy()
+    if source == "remittance":
+        parent, ids = await start_remittance(
+            client, raw, instructions, file_name=file.name, task_queue=queue, policy=policy,
+            data_dir=settings.freightpay.data_dir,
+        )  # fmt: skip
+        print(f"remittance file {file.name}: workflow {parent}", file=sys.stderr, flush=True)
+    else:
+        ids = await start_payments(client, instructions, task_queue=queue, policy=policy)
     for workflow_id in ids:
         print(workflow_id, flush=True)
     if wait:
@@ -46,8 +57,9 @@ def main(
 ) -> None:
     """Start the payments in FILE."""
     try:
-        instructions = parse_body(source, file.read_bytes())
-        asyncio.run(_run(instructions, wait))
+        raw = file.read_bytes()
+        instructions = parse_body(source, raw, IntakeOptions())
+        asyncio.run(_run(source, file, raw, instructions, wait))
     except IntakeError as exc:
         typer.echo(f"{file}: {exc.title}; nothing was started:", err=True)
         for problem in exc.problems:

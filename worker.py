@@ -19,10 +19,12 @@ from temporalio.worker import Worker
 
 from activities.alvys import AlvysSteps
 from activities.payments import PaymentActivities
+from activities.remittance import RemittanceActivities
 from config.settings import Settings, get_settings
 from config.temporal import connect, missing_search_attributes
 from vendors.alvys import AlvysClient
 from workflows.payment import PaymentWorkflow
+from workflows.remittance import RemittanceWorkflow
 from workflows.search_attributes import DEFINITIONS
 
 log = logging.getLogger("freightpay.worker")
@@ -62,8 +64,11 @@ async def running_worker(
         worker = Worker(
             client,
             task_queue=task_queue or settings.freightpay.task_queue,
-            workflows=[PaymentWorkflow],
-            activities=payment_activities(settings, http).all(),
+            workflows=[PaymentWorkflow, RemittanceWorkflow],
+            activities=[
+                *payment_activities(settings, http).all(),
+                RemittanceActivities(settings.freightpay.data_dir).read_lines,
+            ],
         )
         async with worker:
             yield worker

@@ -161,6 +161,8 @@ class AlvysSteps:
             if len(load_numbers) != 1:
                 return self._not_one("load", where, load_numbers, ids)
             trips = await _read(lambda: self._client.search_trips(load_numbers=load_numbers))
+            if not ids.load_number:
+                where = f"load {load_numbers[0]} (of {where})"
             ids = ids.model_copy(update={"load_number": load_numbers[0]})
         if len(trips) != 1:
             return self._not_one("trip", where, [f"{t.trip_id} ({t.trip_number})" for t in trips], ids)

@@ -45,5 +45,18 @@ def sandbox(
     uvicorn.run(create_app(data), host=host, port=port, log_level="warning")
 
 
+@app.command()
+def ingress(
+    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+    port: int = typer.Option(8000, help="port to listen on"),
+) -> None:
+    """The HTTP ingress (webhooks, payment intake, callbacks, remittances); OpenAPI at /docs."""
+    import uvicorn
+
+    from ingress.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", timeout_keep_alive=5)
+
+
 if __name__ == "__main__":
     app()

@@ -57,6 +57,50 @@ class AlvysSettings(BaseSettings):
         )
 
 
+SANDBOX_T1_CLIENT_ID = "sandbox-t1-client"
+SANDBOX_T1_CLIENT_SECRET = "sandbox-t1-secret"
+SANDBOX_T1_ACCESS_KEY = "sandbox-t1-access"
+SANDBOX_T1_TENANT = "sandbox-tenant"
+SANDBOX_T1_CALLBACK_SECRET = "sandbox-callback-secret"
+
+
+class TransportOneSettings(BaseSettings):
+    """``TRANSPORTONE_*``: the tenant's API, credentials, and the secret its callbacks carry."""
+
+    model_config = SettingsConfigDict(env_prefix="TRANSPORTONE_", extra="ignore")
+
+    base_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    access_key: SecretStr | None = None
+    tenant_id: str | None = None
+    callback_secret: SecretStr | None = None
+    #: None is published: 0 means no limit.
+    requests_per_minute: int = 0
+
+    def resolved(self, sandbox_url: str) -> TransportOneSettings:
+        if self.base_url:
+            return self
+        return self.model_copy(
+            update={
+                "base_url": f"{sandbox_url.rstrip('/')}/transportone",
+                "client_id": self.client_id or SANDBOX_T1_CLIENT_ID,
+                "client_secret": self.client_secret or SecretStr(SANDBOX_T1_CLIENT_SECRET),
+                "access_key": self.access_key or SecretStr(SANDBOX_T1_ACCESS_KEY),
+                "tenant_id": self.tenant_id or SANDBOX_T1_TENANT,
+                "callback_secret": self.callback_secret or SecretStr(SANDBOX_T1_CALLBACK_SECRET),
+            }
+        )
+
+
+class MyCarrierSettings(BaseSettings):
+    """``MYCARRIER_WEBHOOK_SECRET``: the value MyCarrier's subscription sends in ``X-Webhook-Secret``."""
+
+    model_config = SettingsConfigDict(env_prefix="MYCARRIER_", extra="ignore")
+
+    webhook_secret: SecretStr | None = None
+
+
 class FreightpaySettings(BaseSettings):
     """``FREIGHTPAY_*``: the task queue, the ingress and the payment policy."""
 
@@ -71,6 +115,9 @@ class FreightpaySettings(BaseSettings):
     payable_deadline_seconds: float = 14 * 24 * 3600
     callback_timeout_seconds: float = 3600
     data_dir: str = ".data"
+    #: Largest request bodies the ingress reads (JSON, and CSV remittance files).
+    max_json_bytes: int = 1_048_576
+    max_file_bytes: int = 20 * 1_048_576
 
     def policy(self) -> PaymentPolicy:
         thresholds: dict[str, Decimal] = {}
@@ -96,10 +143,16 @@ class Settings(BaseSettings):
     freightpay: FreightpaySettings = Field(default_factory=FreightpaySettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     alvys_raw: AlvysSettings = Field(default_factory=AlvysSettings)
+    transportone_raw: TransportOneSettings = Field(default_factory=TransportOneSettings)
+    mycarrier: MyCarrierSettings = Field(default_factory=MyCarrierSettings)
 
     @property
     def alvys(self) -> AlvysSettings:
         return self.alvys_raw.resolved(self.sandbox.url)
+
+    @property
+    def transportone(self) -> TransportOneSettings:
+        return self.transportone_raw.resolved(self.sandbox.url)
 
 
 @lru_cache(maxsize=1)

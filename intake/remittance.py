@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime
 
 from intake.errors import FieldProblem, IntakeError
 from models.money import Money, MoneyError, to_decimal
-from models.payment import PaymentInstruction, Source, Target, TargetIds
+from models.payment import PaymentInstruction, Source, Target, TargetIds, missing_ids
 
 REQUIRED = ("target", "amount", "currency", "payment_date", "reference")
 IDENTIFIERS = ("load_number", "trip_id", "trip_number", "invoice_number", "po_number")
@@ -94,9 +94,13 @@ def _line(number: int, row: dict[str, str]) -> PaymentInstruction:
         except ValueError as exc:
             problem("payment_date", str(exc))
     ids = TargetIds(**{column: value(column) for column in IDENTIFIERS})
+    if target is not None:
+        missing = missing_ids(target, ids)
+        if missing:
+            problem("load_number/trip_id/invoice_number", missing)
     if problems or target is None or amount is None or when is None:
         raise IntakeError(problems)
-    instruction = PaymentInstruction(
+    return PaymentInstruction(
         source=Source.REMITTANCE,
         business_key=value("reference") or "",
         source_event_id=f"line {number}",
@@ -110,12 +114,6 @@ def _line(number: int, row: dict[str, str]) -> PaymentInstruction:
         reference_number=value("reference") or "",
         note=value("note"),
     )
-    for reason in instruction.problems():
-        column = "amount" if reason.startswith("amount") else "load_number/trip_id/invoice_number"
-        problem(column, reason)
-    if problems:
-        raise IntakeError(problems)
-    return instruction
 
 
 def parse_csv(raw: bytes | str) -> list[PaymentInstruction]:

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from intake import files
 from models.payment import PaymentInstruction
 from models.state import PaymentResult, PaymentStatus
-from models.steps import PaymentInput, PaymentPolicy
+from models.steps import PaymentInput, PaymentPolicy, RemittanceInput
 from workflows import search_attributes
 
-#: The workflow type name (the ingress starts workflows by name, without importing workflow code).
+#: The workflow type names (the ingress starts workflows by name, without importing workflow code).
 PAYMENT_WORKFLOW = "PaymentWorkflow"
+REMITTANCE_WORKFLOW = "RemittanceWorkflow"
 
 
 def static_details(instruction: PaymentInstruction) -> str:
@@ -43,7 +47,12 @@ def static_details(instruction: PaymentInstruction) -> str:
 
 
 async def start_payment(
-    client: Client, instruction: PaymentInstruction, *, task_queue: str, policy: PaymentPolicy
+    client: Client,
+    instruction: PaymentInstruction,
+    *,
+    task_queue: str,
+    policy: PaymentPolicy,
+    rpc_timeout: timedelta | None = None,
 ) -> str:
     """Start (or find) the payment's workflow; returns its workflow id."""
     try:
@@ -57,6 +66,7 @@ async def start_payment(
             search_attributes=search_attributes.typed(instruction, PaymentStatus.RECEIVED),
             static_summary=instruction.summary(),
             static_details=static_details(instruction),
+            rpc_timeout=rpc_timeout,
         )
     except WorkflowAlreadyStartedError:
         pass  # it already ran to its end: the same business event is not paid twice
@@ -70,13 +80,16 @@ async def start_payments(
     task_queue: str,
     policy: PaymentPolicy,
     concurrency: int = 20,
+    rpc_timeout: timedelta | None = None,
 ) -> list[str]:
     """Start every instruction (in order of the ids returned); all must be accepted by Temporal."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(instruction: PaymentInstruction) -> str:
         async with gate:
-            return await start_payment(client, instruction, task_queue=task_queue, policy=policy)
+            return await start_payment(
+                client, instruction, task_queue=task_queue, policy=policy, rpc_timeout=rpc_timeout
+            )
 
     return list(await asyncio.gather(*(one(i) for i in instructions)))
 
@@ -87,3 +100,39 @@ async def payment_result(client: Client, workflow_id: str) -> PaymentResult:
         workflow_id, result_type=PaymentResult
     )
     return await handle.result()
+
+
+async def start_remittance(
+    client: Client,
+    raw: bytes,
+    instructions: Sequence[PaymentInstruction],
+    *,
+    file_name: str,
+    task_queue: str,
+    policy: PaymentPolicy,
+    data_dir: str | Path,
+    rpc_timeout: timedelta | None = None,
+) -> tuple[str, list[str]]:
+    """Store a validated remittance file and start its parent workflow.
+
+    Returns the parent's id (``remittance-{sha256[:16]}``: the same file twice is one parent)
+    and the payment workflow ids its lines will have, in file order.
+    """
+    file_id = files.store(data_dir, raw)
+    parent_id = f"remittance-{file_id[:16]}"
+    try:
+        await client.start_workflow(
+            REMITTANCE_WORKFLOW,
+            RemittanceInput(
+                file_id=file_id, file_name=file_name, total_lines=len(instructions), policy=policy
+            ),
+            id=parent_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"Remittance file {file_name}: {len(instructions)} payments",
+            rpc_timeout=rpc_timeout,
+        )
+    except WorkflowAlreadyStartedError:
+        pass
+    return parent_id, [i.workflow_id for i in instructions]

@@ -70,6 +70,26 @@ def workflow_id_for(source: Source, key: str) -> str:
     return f"payment-{source.value}-{_UNSAFE.sub('_', key)}"
 
 
+def missing_ids(target: Target, ids: TargetIds) -> str | None:
+    """Why ``ids`` cannot find a ``target`` record, or None when they can (given or resolvable)."""
+    if target is Target.ALVYS_CUSTOMER_PAYMENT and not (
+        ids.load_number or ids.invoice_number or ids.po_number or ids.quote_reference or ids.bol_number
+    ):
+        return "a customer payment needs a load number, an invoice number or a PO number"
+    if target is Target.ALVYS_CARRIER_PAYMENT and not (
+        ids.trip_id
+        or ids.trip_number
+        or ids.load_number
+        or ids.po_number
+        or ids.bol_number
+        or ids.quote_reference
+    ):
+        return "a carrier payment needs a trip id, trip number, load number, PO or BOL number"
+    if target is Target.TRANSPORTONE_PAYMENT and not ids.invoice_number:
+        return "a TransportOne payment needs an invoice number"
+    return None
+
+
 class PaymentInstruction(BaseModel):
     """One payment to record at one vendor.
 
@@ -115,22 +135,9 @@ class PaymentInstruction(BaseModel):
         found: list[str] = []
         if not self.amount.is_positive():
             found.append(f"amount must be greater than zero (got {self.amount})")
-        ids = self.ids
-        if self.target is Target.ALVYS_CUSTOMER_PAYMENT and not (
-            ids.load_number or ids.invoice_number or ids.po_number
-        ):
-            found.append("a customer payment needs a load number, an invoice number or a PO number")
-        if self.target is Target.ALVYS_CARRIER_PAYMENT and not (
-            ids.trip_id
-            or ids.trip_number
-            or ids.load_number
-            or ids.po_number
-            or ids.bol_number
-            or ids.quote_reference
-        ):
-            found.append("a carrier payment needs a trip id, trip number, load number, PO or BOL number")
-        if self.target is Target.TRANSPORTONE_PAYMENT and not ids.invoice_number:
-            found.append("a TransportOne payment needs an invoice number")
+        missing = missing_ids(self.target, self.ids)
+        if missing:
+            found.append(missing)
         return found
 
     def needs_resolution(self) -> bool:

@@ -123,12 +123,16 @@ class Confirmation(BaseModel):
 
 
 class CallbackReport(BaseModel):
-    """A vendor's callback about a posted payment (TransportOne), delivered to the workflow as a signal."""
+    """A vendor's callback about a posted payment (TransportOne), relayed to the workflow as a signal.
+
+    Amounts are bare decimals: the callback carries no currency, the payment knows its own.
+    """
 
     success: bool
-    applied_amount: Money | None = None
-    total_amount: Money | None = None
-    status: str | None = None
+    applied_amount: Decimal | None = None
+    total_amount: Decimal | None = None
+    #: The vendor's word on the whole invoice (TransportOne ``PAID`` / ``PARTIALLY_PAID``).
+    invoice_status: str | None = None
     message: str | None = None
 
 

@@ -80,9 +80,9 @@ def task_queue() -> str:
 
 
 @pytest.fixture
-def settings(sandbox_url: str, task_queue: str) -> Settings:
+def settings(sandbox_url: str, task_queue: str, tmp_path: Path) -> Settings:
     return Settings(
-        freightpay=FreightpaySettings(task_queue=task_queue),
+        freightpay=FreightpaySettings(task_queue=task_queue, data_dir=str(tmp_path / "data")),
         sandbox=SandboxSettings(url=sandbox_url),
         alvys_raw=AlvysSettings(),
     )

@@ -320,12 +320,23 @@ class PaymentWorkflow:
         report = self._callback
         assert report is not None
         self._callback = None
-        applied = report.applied_amount or self._instruction.amount
-        total = report.total_amount or self._instruction.invoice_total or applied
+        currency = self._instruction.amount.currency
+        applied = Money(amount=report.applied_amount, currency=currency) if report.applied_amount else None
+        total = Money(amount=report.total_amount, currency=currency) if report.total_amount else None
+        applied = applied or self._instruction.amount
+        total = total or self._instruction.invoice_total or applied
+        if report.invoice_status:
+            fully_paid = report.invoice_status.upper() == "PAID"
+        else:
+            fully_paid = applied >= total
+        self._vendor_answer(
+            "callback",
+            f"{'recorded' if report.success else 'failed'}: {report.invoice_status or report.message or ''}",
+        )
         return Confirmation(
             confirmed=report.success,
-            fully_paid=report.success and applied >= total,
-            target_status=report.status,
+            fully_paid=report.success and fully_paid,
+            target_status=report.invoice_status,
             total_paid=applied,
             total_billable=total,
             vendor_payment_id=posted.vendor_payment_id,

@@ -46,6 +46,7 @@ class RemittanceWorkflow:
                 RemittanceActivities.read_lines,
                 RemittanceBatchRequest(file_id=input.file_id, start=start, count=input.batch_size),
                 start_to_close_timeout=timedelta(minutes=1),
+                schedule_to_close_timeout=timedelta(hours=1),
                 retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
                 summary=f"Read lines {start + 1}-{start + input.batch_size} of {input.file_name}",
             )

@@ -1,0 +1,1 @@
+"""The HTTP ingress: webhooks, payment intake, callbacks, remittance files (FastAPI)."""

@@ -1,0 +1,383 @@
+"""The ingress: HTTP in, payment workflows started (FastAPI; OpenAPI at ``/docs``).
+
+Every route authenticates (``X-API-Key`` for payment intake, ``X-Webhook-Secret`` for
+MyCarrier, ``x-tms-callback-secret`` for TransportOne's callback; constant-time
+comparisons). A start is answered ``202 {"workflow_ids": [...]}`` only after Temporal
+accepted it; when Temporal cannot be reached the answer is ``503`` with ``Retry-After``, so
+the sender retries and nothing is lost. Bad input is a ``4xx application/problem+json``
+naming each field and reason, and starts nothing. The routes hold no payment rules: they
+hand the body to :mod:`intake`, exactly as ``starter.py`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import SecretStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from config.settings import Settings, get_settings
+from config.temporal import connect
+from intake import alvys as alvys_intake
+from intake import mycarrier as mycarrier_intake
+from intake import transportone as transportone_intake
+from intake.errors import FieldProblem, IntakeError
+from intake.options import IntakeOptions
+from intake.parse import load_json, parse_body
+from intake.start import start_payments, start_remittance
+from models.payment import Source, workflow_id_for
+from models.state import PaymentState
+from models.steps import CallbackReport
+
+log = logging.getLogger("freightpay.ingress")
+PROBLEM = "application/problem+json"
+START_TIMEOUT = timedelta(seconds=5)
+RETRY_AFTER_SECONDS = 5
+
+
+class Problem(Exception):
+    """An HTTP problem (RFC 9457) to answer with; ``errors`` name fields and reasons."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        errors: list[FieldProblem] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(title)
+        self.status, self.title, self.detail = status, title, detail
+        self.errors = errors or []
+        self.headers = headers or {}
+
+    def response(self, instance: str) -> JSONResponse:
+        body: dict[str, Any] = {"type": "about:blank", "title": self.title, "status": self.status}
+        if self.detail:
+            body["detail"] = self.detail
+        body["instance"] = instance
+        if self.errors:
+            body["errors"] = [{"field": e.field, "reason": e.reason} for e in self.errors]
+        return JSONResponse(body, status_code=self.status, media_type=PROBLEM, headers=self.headers)
+
+
+class TemporalGate:
+    """The ingress's Temporal client, connected lazily so the ingress starts (and answers 503) without it."""
+
+    def __init__(self, client: Client | None = None) -> None:
+        self._client = client
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                try:
+                    self._client = await asyncio.wait_for(connect(), START_TIMEOUT.total_seconds())
+                except (RuntimeError, OSError, TimeoutError) as exc:
+                    raise unavailable(exc) from None
+            return self._client
+
+
+def unavailable(exc: BaseException) -> Problem:
+    log.warning("Temporal unavailable: %s", exc)
+    return Problem(
+        503,
+        "Temporal is unavailable",
+        "The payment was not accepted; nothing was started. Send it again later.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _secret_matches(given: str | None, expected: SecretStr | None) -> bool:
+    if not given or expected is None or not expected.get_secret_value():
+        return False
+    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+
+
+def _schema(model: Any) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+STARTED_EXAMPLE: dict[int | str, dict[str, Any]] = {"202": {"description": "Accepted by Temporal", "content": {"application/json": {"example": {"workflow_ids": ["payment-alvys-customer-L-1001-CHK-1001"]}}}}}  # fmt: skip
+
+
+def create_app(settings: Settings | None = None, *, client: Client | None = None) -> FastAPI:
+    """The ingress app; ``client`` is for tests (otherwise it connects from the environment)."""
+    settings = settings or get_settings()
+    gate = TemporalGate(client)
+    options = IntakeOptions()
+    queue = settings.freightpay.task_queue
+    policy = settings.freightpay.policy()
+    api_keys = [SecretStr(k) for k in settings.freightpay.api_key_list()]
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not api_keys:
+            log.warning("FREIGHTPAY_API_KEYS is empty: every payment route will answer 401")
+        yield
+
+    app = FastAPI(
+        title="freightpay ingress",
+        version="0.1.0",
+        description=__doc__,
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return exc.response(request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return Problem(exc.status_code, str(exc.detail)).response(request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [FieldProblem(".".join(str(p) for p in e["loc"]), str(e["msg"])) for e in exc.errors()]
+        return Problem(422, "The request is invalid", errors=errors).response(request.url.path)
+
+    # -- authentication --------------------------------------------------------------------
+
+    def api_key(x_api_key: str | None = Header(None, description="One of FREIGHTPAY_API_KEYS")) -> None:
+        if not any(_secret_matches(x_api_key, key) for key in api_keys):
+            raise Problem(401, "Missing or wrong X-API-Key", headers={"WWW-Authenticate": "X-API-Key"})
+
+    def mycarrier_secret(
+        x_webhook_secret: str | None = Header(None, description="MYCARRIER_WEBHOOK_SECRET"),
+    ) -> None:
+        if not _secret_matches(x_webhook_secret, settings.mycarrier.webhook_secret):
+            raise Problem(401, "Missing or wrong X-Webhook-Secret")
+
+    def callback_secret(
+        x_tms_callback_secret: str | None = Header(None, description="TRANSPORTONE_CALLBACK_SECRET"),
+    ) -> None:
+        if not _secret_matches(x_tms_callback_secret, settings.transportone.callback_secret):
+            raise Problem(401, "Missing or wrong x-tms-callback-secret")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def body_of(request: Request, limit: int) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise Problem(413, "Request body too large", f"at most {limit:,} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Problem(413, "Request body too large", f"at most {limit:,} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def refused(exc: IntakeError) -> Problem:
+        malformed = any(p.field == "body" and "not valid JSON" in p.reason for p in exc.problems)
+        return Problem(400 if malformed else 422, exc.title, errors=exc.problems)
+
+    async def start(source: str, request: Request) -> JSONResponse:
+        raw = await body_of(request, settings.freightpay.max_json_bytes)
+        try:
+            instructions = parse_body(source, raw, options)
+        except IntakeError as exc:
+            raise refused(exc) from None
+        temporal = await gate.client()
+        try:
+            ids = await start_payments(
+                temporal, instructions, task_queue=queue, policy=policy, rpc_timeout=START_TIMEOUT
+            )
+        except (RPCError, RuntimeError, TimeoutError) as exc:
+            raise unavailable(exc) from None
+        return JSONResponse({"workflow_ids": ids}, status_code=202)
+
+    # -- routes -----------------------------------------------------------------------------
+
+    @app.post(
+        "/v1/payments/alvys/customer-payments",
+        status_code=202,
+        dependencies=[Depends(api_key)],
+        openapi_extra=_schema(alvys_intake.CustomerPaymentBody),
+        responses=STARTED_EXAMPLE,
+        tags=["payments"],
+    )
+    async def alvys_customer_payment(request: Request) -> JSONResponse:
+        """An Alvys ``customer-payments`` body (or a JSON array of them): a customer payment on a load."""
+        return await start("alvys-customer-payment", request)
+
+    @app.post(
+        "/v1/payments/alvys/carrier-payments",
+        status_code=202,
+        dependencies=[Depends(api_key)],
+        openapi_extra=_schema(alvys_intake.CarrierPaymentBody),
+        responses=STARTED_EXAMPLE,
+        tags=["payments"],
+    )
+    async def alvys_carrier_payment(request: Request) -> JSONResponse:
+        """An Alvys ``carrier-payments`` body (or a JSON array of them): a carrier payment on a trip."""
+        return await start("alvys-carrier-payment", request)
+
+    @app.post(
+        "/v1/payments/transportone/billing-payments",
+        status_code=202,
+        dependencies=[Depends(api_key)],
+        openapi_extra=_schema(transportone_intake.BillingPaymentsBody),
+        responses=STARTED_EXAMPLE,
+        tags=["payments"],
+    )
+    async def transportone_payment(request: Request) -> JSONResponse:
+        """TransportOne's ``{"data": {"payments": [...]}}`` body from an ERP: one payment per entry."""
+        return await start("transportone-payment", request)
+
+    @app.post(
+        "/v1/webhooks/mycarrier",
+        status_code=202,
+        dependencies=[Depends(mycarrier_secret)],
+        openapi_extra=_schema(mycarrier_intake.InvoicePaymentEvent),
+        responses=STARTED_EXAMPLE,
+        tags=["webhooks"],
+    )
+    async def mycarrier_webhook(request: Request) -> JSONResponse:
+        """MyCarrier's ``invoice.payment`` webhook: one payment per ``Payments[]`` entry."""
+        return await start("mycarrier", request)
+
+    @app.post(
+        "/v1/remittances",
+        status_code=202,
+        dependencies=[Depends(api_key)],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        },
+        tags=["payments"],
+    )
+    async def remittance(request: Request, name: str = "remittance.csv") -> JSONResponse:
+        """A remittance CSV file (the body, ``text/csv``), validated whole; one payment per line."""
+        raw = await body_of(request, settings.freightpay.max_file_bytes)
+        try:
+            instructions = parse_body("remittance", raw, options)
+        except IntakeError as exc:
+            raise Problem(422, exc.title, errors=exc.problems) from None
+        temporal = await gate.client()
+        try:
+            parent, ids = await start_remittance(
+                temporal,
+                raw,
+                instructions,
+                file_name=name,
+                task_queue=queue,
+                policy=policy,
+                data_dir=settings.freightpay.data_dir,
+                rpc_timeout=START_TIMEOUT,
+            )
+        except (RPCError, RuntimeError, TimeoutError) as exc:
+            raise unavailable(exc) from None
+        return JSONResponse({"workflow_ids": ids, "remittance_workflow_id": parent}, status_code=202)
+
+    @app.post("/v1/callbacks/transportone", dependencies=[Depends(callback_secret)], tags=["callbacks"])
+    async def transportone_callback(request: Request) -> JSONResponse:
+        """TransportOne's payments callback, relayed to each payment's workflow as the ``vendor_callback`` signal."""
+        raw = await body_of(request, settings.freightpay.max_json_bytes)
+        try:
+            reports = callback_reports(load_json(raw))
+        except IntakeError as exc:
+            raise refused(exc) from None
+        temporal = await gate.client()
+        delivered: list[str] = []
+        for workflow_id, report in reports:
+            try:
+                await temporal.get_workflow_handle(workflow_id).signal(
+                    "vendor_callback", report, rpc_timeout=START_TIMEOUT
+                )
+                delivered.append(workflow_id)
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    log.warning("TransportOne callback for unknown or finished payment %s", workflow_id)
+                    continue
+                raise unavailable(exc) from None
+        return JSONResponse({"delivered": delivered}, status_code=200)
+
+    @app.get("/v1/payments/{workflow_id}", dependencies=[Depends(api_key)], tags=["payments"])
+    async def payment_status(workflow_id: str) -> JSONResponse:
+        """A payment's full state (the workflow's ``status`` query)."""
+        temporal = await gate.client()
+        try:
+            state = await temporal.get_workflow_handle(workflow_id).query(
+                "status", result_type=PaymentState, rpc_timeout=START_TIMEOUT
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise Problem(404, f"No payment {workflow_id}") from None
+            raise unavailable(exc) from None
+        return JSONResponse(state.model_dump(mode="json"))
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness of the ingress itself (it answers even when Temporal is down)."""
+        return {"status": "ok"}
+
+    return app
+
+
+def callback_reports(body: Any) -> list[tuple[str, CallbackReport]]:
+    """TransportOne's callback body → (payment workflow id, report) pairs.
+
+    The body is not published by OS1; this reads the shape the sandbox sends (documented in
+    sandbox/transportone.py): ``{"success", "data": {"payments": [{"paymentId",
+    "invoiceNumber", "appliedAmount", "totalAmount", "invoiceStatus"}]}}``.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        raise IntakeError([FieldProblem("data", "is required")])
+    payments = body["data"].get("payments")
+    if not isinstance(payments, list) or not payments:
+        raise IntakeError([FieldProblem("data.payments", "must be a non-empty list")])
+    found: list[tuple[str, CallbackReport]] = []
+    problems: list[FieldProblem] = []
+    for index, payment in enumerate(payments):
+        if not isinstance(payment, dict) or not payment.get("paymentId") or not payment.get("invoiceNumber"):
+            problems.append(FieldProblem(f"data.payments.{index}", "needs paymentId and invoiceNumber"))
+            continue
+
+        def amount(key: str, item: dict[str, Any] = payment) -> Decimal | None:
+            value = item.get(key)
+            return (
+                Decimal(str(value))
+                if isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+                else None
+            )
+
+        workflow_id = workflow_id_for(
+            Source.TRANSPORTONE, f"{payment['invoiceNumber']}-{payment['paymentId']}"
+        )
+        found.append(
+            (
+                workflow_id,
+                CallbackReport(
+                    success=bool(body.get("success", True)),
+                    applied_amount=amount("appliedAmount"),
+                    total_amount=amount("totalAmount"),
+                    invoice_status=payment.get("invoiceStatus"),
+                    message=body.get("message"),
+                ),
+            )
+        )
+    if problems:
+        raise IntakeError(problems)
+    return found
