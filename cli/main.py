@@ -29,20 +29,53 @@ def worker() -> None:
     raise typer.Exit(asyncio.run(worker_module.main()))
 
 
-@app.command()
+sandbox_app = typer.Typer(add_completion=False, help="The vendor sandbox, and the MyCarrier webhook sender.")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.callback(invoke_without_command=True)
 def sandbox(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     port: int = typer.Option(8701, help="port to listen on"),
     data: Path | None = typer.Option(
         None, help="demo data file (default: the bundled sandbox/data/demo.json)"
     ),
 ) -> None:
-    """The vendor sandbox: HTTP simulators of Alvys (and more), faithful to their documents."""
+    """Serve the vendor sandbox: HTTP simulators of Alvys and TransportOne, faithful to their documents."""
+    if ctx.invoked_subcommand is not None:
+        return
     import uvicorn
 
     from sandbox.app import create_app
 
     uvicorn.run(create_app(data), host=host, port=port, log_level="warning")
+
+
+@sandbox_app.command("send-mycarrier")
+def send_mycarrier(
+    file: Path | None = typer.Argument(
+        None, help="an invoice.payment body (default: the vendor page's sample)"
+    ),
+    url: str = typer.Option("http://127.0.0.1:8000/v1/webhooks/mycarrier", help="the receiver"),
+    secret: str = typer.Option(
+        "local-dev-secret", envvar="MYCARRIER_WEBHOOK_SECRET", help="sent in X-Webhook-Secret"
+    ),
+    fresh: int = typer.Option(
+        0, help="send this many new events (new payment ids) instead of the file as is"
+    ),
+) -> None:
+    """Send MyCarrier invoice.payment webhooks to the ingress, as MyCarrier would."""
+    from sandbox import mycarrier
+
+    template = mycarrier.sample_event(file)
+    events = [mycarrier.fresh_event(template) for _ in range(fresh)] if fresh else [template]
+    failed = False
+    for event in events:
+        answer = mycarrier.send(url, secret, event)
+        typer.echo(f"{answer.status_code} {answer.text}")
+        failed = failed or answer.status_code >= 300
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

@@ -30,6 +30,12 @@ class StackPorts:
     temporal: int = 7233
     ui: int = 8233
     sandbox: int = 8701
+    ingress: int = 8000
+
+
+#: What the local stack uses when the environment does not say (printed at start; never for production).
+LOCAL_API_KEY = "local-dev-key"
+LOCAL_MYCARRIER_SECRET = "local-dev-secret"
 
 
 @dataclass
@@ -39,6 +45,7 @@ class Stack:
     root: Path
     ports: StackPorts = field(default_factory=StackPorts)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     def _bin(self, name: str) -> str:
         found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
@@ -78,7 +85,11 @@ class Stack:
     def start(self) -> None:
         data = self.root / ".data"
         data.mkdir(exist_ok=True)
-        for name, port in (("Temporal", self.ports.temporal), ("sandbox", self.ports.sandbox)):
+        for name, port in (
+            ("Temporal", self.ports.temporal),
+            ("sandbox", self.ports.sandbox),
+            ("ingress", self.ports.ingress),
+        ):
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     raise SystemExit(
@@ -111,8 +122,21 @@ class Stack:
         )
         self._wait_port("Temporal", self.ports.temporal)
         self._wait_port("sandbox", self.ports.sandbox)
-        env = {"TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}", "FREIGHTPAY_SANDBOX_URL": sandbox_url}
+        env = {
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
+            "FREIGHTPAY_SANDBOX_URL": sandbox_url,
+            "FREIGHTPAY_PUBLIC_URL": f"http://127.0.0.1:{self.ports.ingress}",
+            "FREIGHTPAY_API_KEYS": os.environ.get("FREIGHTPAY_API_KEYS", LOCAL_API_KEY),
+            "MYCARRIER_WEBHOOK_SECRET": os.environ.get("MYCARRIER_WEBHOOK_SECRET", LOCAL_MYCARRIER_SECRET),
+        }
+        self.env = env
         self._spawn("worker", [sys.executable, "worker.py"], env)
+        self._spawn(
+            "ingress",
+            [sys.executable, "-m", "cli.main", "ingress", "--port", str(self.ports.ingress)],
+            env,
+        )
+        self._wait_port("ingress", self.ports.ingress)
         self._wait_port("Temporal Web UI", self.ports.ui)
         time.sleep(1.0)
         for name, process in self.processes:
@@ -138,6 +162,11 @@ class Stack:
         console.print(f"  Temporal Web UI   http://localhost:{self.ports.ui}/namespaces/default/workflows")
         console.print(f"  Temporal gRPC     localhost:{self.ports.temporal}  (state in .data/temporal.db)")
         console.print(f"  Vendor sandbox    http://127.0.0.1:{self.ports.sandbox}/docs")
+        console.print(f"  Ingress (OpenAPI) http://127.0.0.1:{self.ports.ingress}/docs")
+        console.print(
+            f"    X-API-Key: {self.env['FREIGHTPAY_API_KEYS'].split(',')[0]}   "
+            f"X-Webhook-Secret: {self.env['MYCARRIER_WEBHOOK_SECRET']}"
+        )
         console.print("  Logs              .data/logs/")
         console.print("Try, in another terminal:")
         console.print(
@@ -146,6 +175,10 @@ class Stack:
         console.print(
             "  [cyan].venv/bin/python starter.py alvys-carrier-payment examples/alvys-carrier-payment.json --wait[/]"
         )
+        console.print(
+            "  [cyan].venv/bin/freightpay sandbox send-mycarrier[/]   (the MyCarrier page's sample webhook)"
+        )
+        console.print("  [cyan].venv/bin/freightpay payments list[/]")
 
 
 def run_stack(root: Path) -> None:

@@ -2,8 +2,7 @@
 
 Why one app: the local stack runs one sandbox process, and a test starts one server for all vendors.
 Each vendor is a :class:`SandboxVendor` (its state, its API router mounted at ``/{name}``, its
-controls router mounted at ``/_sandbox/{name}``); adding a vendor (TransportOne at
-``/transportone``) is one more entry in :func:`build_vendors`. ``POST /_sandbox/reset`` resets them all.
+controls router mounted at ``/_sandbox/{name}``); TransportOne is at ``/transportone``. ``POST /_sandbox/reset`` resets them all.
 
 Run it: ``uvicorn --factory sandbox.app:create_app --port 8100`` or ``python -m sandbox.app``.
 """
@@ -21,6 +20,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
 from sandbox.alvys import AlvysSandbox, alvys_controls_router, alvys_router
+from sandbox.transportone import TransportOneSandbox, transportone_controls_router, transportone_router
 
 DEFAULT_DATA_FILE = Path(__file__).parent / "data" / "demo.json"
 
@@ -50,15 +50,26 @@ def load_data(data_file: str | Path | None = None) -> dict[str, Any]:
     return document
 
 
-def build_vendors(document: Mapping[str, Any], *, token_ttl_seconds: int = 3600) -> list[SandboxVendor]:
+def build_vendors(
+    document: Mapping[str, Any], *, token_ttl_seconds: int = 3600, data_file: str | Path | None = None
+) -> list[SandboxVendor]:
     """Every simulated vendor, built from its section of the data document."""
     alvys = AlvysSandbox(document.get("alvys", {}), token_ttl_seconds=token_ttl_seconds)
-    return [SandboxVendor("alvys", alvys, alvys_router(alvys), alvys_controls_router(alvys))]
+    transportone = TransportOneSandbox.from_demo(data_file)
+    return [
+        SandboxVendor("alvys", alvys, alvys_router(alvys), alvys_controls_router(alvys)),
+        SandboxVendor(
+            "transportone",
+            transportone,
+            transportone_router(transportone),
+            transportone_controls_router(transportone),
+        ),
+    ]
 
 
 def create_app(data_file: str | Path | None = None, *, token_ttl_seconds: int = 3600) -> FastAPI:
     """The sandbox app; ``app.state.alvys`` is the AlvysSandbox, ``app.state.vendors`` all of them."""
-    vendors = build_vendors(load_data(data_file), token_ttl_seconds=token_ttl_seconds)
+    vendors = build_vendors(load_data(data_file), token_ttl_seconds=token_ttl_seconds, data_file=data_file)
     app = FastAPI(
         title="freightpay vendor sandbox",
         description="Simulated vendor APIs for local runs and tests; `/_sandbox/...` are test controls.",
