@@ -20,9 +20,11 @@ from temporalio.worker import Worker
 from activities.alvys import AlvysSteps
 from activities.payments import PaymentActivities
 from activities.remittance import RemittanceActivities
+from activities.transportone import TransportOneSteps
 from config.settings import Settings, get_settings
 from config.temporal import connect, missing_search_attributes
 from vendors.alvys import AlvysClient
+from vendors.transportone import TransportOneClient
 from workflows.payment import PaymentWorkflow
 from workflows.remittance import RemittanceWorkflow
 from workflows.search_attributes import DEFINITIONS
@@ -51,7 +53,19 @@ def payment_activities(settings: Settings, http: httpx.AsyncClient) -> PaymentAc
         audience=alvys.audience,
         api_version=alvys.api_version,
     )
-    return PaymentActivities({"Alvys": AlvysSteps(client)})
+    t1 = settings.transportone
+    transportone = TransportOneClient(
+        http,
+        base_url=t1.base_url or "",
+        client_id=t1.client_id or "",
+        client_secret=t1.client_secret.get_secret_value() if t1.client_secret else "",
+        access_key=t1.access_key.get_secret_value() if t1.access_key else "",
+        tenant_id=t1.tenant_id or "",
+    )
+    callback_url = settings.freightpay.public_url.rstrip("/") + "/v1/callbacks/transportone"
+    return PaymentActivities(
+        {"Alvys": AlvysSteps(client), "TransportOne": TransportOneSteps(transportone, callback_url)}
+    )
 
 
 @contextlib.asynccontextmanager

@@ -14,16 +14,21 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from config.settings import AlvysSettings, FreightpaySettings, SandboxSettings, Settings
-from tests.support.servers import serve_app
+from config.settings import AlvysSettings, FreightpaySettings, MyCarrierSettings, SandboxSettings, Settings
+from tests.support.servers import free_port, serve_app
 from workflows.search_attributes import ALL_KEYS
+
+API_KEY = "test-api-key"
+MC_SECRET = "test-mycarrier-secret"
 
 # Vendor settings in the developer's environment must never leak into the tests.
 for _name in list(os.environ):
@@ -59,11 +64,17 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
 
 
 @pytest.fixture(scope="session")
-def sandbox_url() -> Iterator[str]:
-    """The vendor sandbox, served over real HTTP on a free loopback port for the whole session."""
+def sandbox_app() -> Any:
+    """The vendor sandbox app (its vendors' states are ``app.state.alvys`` / ``.transportone``)."""
     from sandbox.app import create_app
 
-    with serve_app(create_app()) as url:
+    return create_app()
+
+
+@pytest.fixture(scope="session")
+def sandbox_url(sandbox_app: Any) -> Iterator[str]:
+    """The vendor sandbox, served over real HTTP on a free loopback port for the whole session."""
+    with serve_app(sandbox_app) as url:
         yield url
 
 
@@ -80,9 +91,19 @@ def task_queue() -> str:
 
 
 @pytest.fixture
-def settings(sandbox_url: str, task_queue: str, tmp_path: Path) -> Settings:
+def ingress_port() -> int:
+    """Where this test's ingress (if it has one) listens; vendors call back there."""
+    return free_port()
+
+
+@pytest.fixture
+def settings(sandbox_url: str, task_queue: str, tmp_path: Path, ingress_port: int) -> Settings:
     return Settings(
-        freightpay=FreightpaySettings(task_queue=task_queue, data_dir=str(tmp_path / "data")),
+        freightpay=FreightpaySettings(
+            task_queue=task_queue,
+            data_dir=str(tmp_path / "data"),
+            public_url=f"http://127.0.0.1:{ingress_port}",
+        ),
         sandbox=SandboxSettings(url=sandbox_url),
         alvys_raw=AlvysSettings(),
     )
@@ -95,3 +116,25 @@ async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
 
     async with running_worker(client, settings):
         yield
+
+
+@pytest.fixture
+def ingress_settings(settings: Settings) -> Settings:
+    freightpay = settings.freightpay.model_copy(update={"api_keys": API_KEY})
+    return settings.model_copy(
+        update={"freightpay": freightpay, "mycarrier": MyCarrierSettings(webhook_secret=SecretStr(MC_SECRET))}
+    )
+
+
+@pytest.fixture
+def ingress_url(client: Client, ingress_settings: Settings, ingress_port: int) -> Iterator[str]:
+    from ingress.app import create_app
+
+    with serve_app(create_app(ingress_settings, client=client), port=ingress_port) as url:
+        yield url
+
+
+@pytest.fixture
+async def http(ingress_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=ingress_url, timeout=30) as session:
+        yield session

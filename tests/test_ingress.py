@@ -6,49 +6,26 @@ import asyncio
 import copy
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from config.settings import MyCarrierSettings, Settings
+from config.settings import Settings
 from ingress.app import create_app
 from intake.start import payment_result
 from models.state import PaymentStatus
+from tests.conftest import API_KEY, MC_SECRET
 from tests.support import alvys_sandbox as alvys
 from tests.support.servers import free_port, serve_app
 from tests.test_payment_workflow import uid
 
 pytestmark = pytest.mark.usefixtures("worker")
 ROOT = Path(__file__).resolve().parent.parent
-API_KEY = "test-api-key"
-MC_SECRET = "test-mycarrier-secret"
 SEED = json.loads((ROOT / "examples" / "mycarrier-invoice-payment.json").read_text())
-
-
-@pytest.fixture
-def ingress_settings(settings: Settings) -> Settings:
-    freightpay = settings.freightpay.model_copy(update={"api_keys": API_KEY})
-    return settings.model_copy(
-        update={"freightpay": freightpay, "mycarrier": MyCarrierSettings(webhook_secret=SecretStr(MC_SECRET))}
-    )
-
-
-@pytest.fixture
-def ingress_url(client: Client, ingress_settings: Settings) -> Iterator[str]:
-    with serve_app(create_app(ingress_settings, client=client)) as url:
-        yield url
-
-
-@pytest.fixture
-async def http(ingress_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=ingress_url, timeout=30) as session:
-        yield session
 
 
 async def exists(client: Client, workflow_id: str) -> bool:

@@ -966,7 +966,14 @@ def test_hooks_can_answer_for_an_endpoint(app: FastAPI, api: httpx.Client, http:
 
 
 def test_sandbox_imports_nothing_from_freightpay() -> None:
-    allowed = set(sys.stdlib_module_names) | {"fastapi", "pydantic", "uvicorn", "starlette", "httpx", "sandbox"}
+    allowed = set(sys.stdlib_module_names) | {
+        "fastapi",
+        "pydantic",
+        "uvicorn",
+        "starlette",
+        "httpx",
+        "sandbox",
+    }
     for path in (Path(__file__).parents[1] / "sandbox").glob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
