@@ -22,7 +22,17 @@ from rich.console import Console
 
 from workflows.search_attributes import DEFINITIONS
 
-console = Console()
+console = Console(soft_wrap=True)
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it if ``freightpay run`` itself dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass
@@ -64,6 +74,7 @@ class Stack:
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         self.processes.append((name, process))
 
@@ -181,7 +192,14 @@ class Stack:
         console.print("  [cyan].venv/bin/freightpay payments list[/]")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_stack(root: Path) -> None:
+    """Start the stack, wait, and stop all of it on Ctrl-C, SIGTERM or SIGHUP (or if a part dies)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     stack = Stack(root)
     try:
         stack.start()
