@@ -44,6 +44,9 @@ async def _run(
     for workflow_id in ids:
         print(workflow_id, flush=True)
     if wait:
+        if source == "remittance":
+            # Lines become payments as the file's workflow reaches them: wait for it first.
+            await client.get_workflow_handle(parent).result()
         for workflow_id in ids:
             result = await payment_result(client, workflow_id)
             print(result.model_dump_json(), flush=True)

@@ -284,3 +284,32 @@ async def test_a_remittance_file_pays_every_line(
     assert summary["by_status"] == {"PartiallyPaid": 1, "Paid": 2}
     again = await http.post("/v1/remittances?name=bank.csv", content=body, headers={"X-API-Key": API_KEY})
     assert again.json() == answer.json()  # the same file is the same parent; nothing new
+
+
+async def test_a_remittance_file_of_a_thousand_lines_completes(
+    http: httpx.AsyncClient, client: Client, sandbox: httpx.AsyncClient
+) -> None:
+    load, trip, ref = f"L-{uid()}", f"T-{uid()}", f"R-{uid()}"
+    await alvys.add_load(sandbox, load, status="Invoiced", billable="100000.00")
+    await alvys.add_trip(sandbox, trip, load=f"L-{uid()}", status="Delivered", payable="100000.00")
+    rows = [
+        f"alvys-customer-payment,{load},,,10.00,USD,2026-11-20,{ref}-{n},ACH,"
+        if n % 2
+        else f"alvys-carrier-payment,,{trip},,10.00,USD,2026-11-20,{ref}-{n},ACH,"
+        for n in range(1000)
+    ]
+    answer = await http.post(
+        "/v1/remittances?name=big.csv", content=remittance_csv(rows), headers={"X-API-Key": API_KEY}
+    )
+    assert answer.status_code == 202, answer.text
+    parent = client.get_workflow_handle(answer.json()["remittance_workflow_id"])
+
+    summary = await asyncio.wait_for(parent.result(), 240)
+
+    assert summary["finished"] == 1000 and summary["by_status"] == {"PartiallyPaid": 1000}
+    progress_runs = [w async for w in client.list_workflows(f"WorkflowId = '{parent.id}'")]
+    assert len(progress_runs) == 5  # one run per batch of 200: continue-as-new keeps each history bounded
+    history = await parent.fetch_history()
+    assert len(history.events) < 2000
+    postings = (await sandbox.get("/_sandbox/alvys/postings")).json()
+    assert len([p for p in postings if p["reference"].startswith(f"{ref}-")]) == 1000
