@@ -101,7 +101,8 @@ async def test_starter_for_every_source(
     assert remitted.returncode == 0, remitted.stderr
     ids, results = remitted.stdout.strip().splitlines()[:2], remitted.stdout.strip().splitlines()[2:]
     assert ids == [f"payment-remittance-{ref}-1", f"payment-remittance-{ref}-2"]
-    assert [json.loads(r)["status"] for r in results] == ["PartiallyPaid", "Paid"]
+    # the lines run concurrently: whichever is recorded second completes the load
+    assert sorted(json.loads(r)["status"] for r in results) == ["Paid", "PartiallyPaid"]
     assert "remittance file bank.csv: workflow remittance-" in remitted.stderr
     assert posted.returncode == 0, posted.stderr
     assert posted.stdout.strip().startswith(f"payment-transportone-{invoice}-P")
