@@ -23,6 +23,7 @@ from activities.remittance import RemittanceActivities
 from activities.transportone import TransportOneSteps
 from config.settings import Settings, get_settings
 from config.temporal import connect, missing_search_attributes
+from models.queues import VendorQueue, queue_name
 from vendors.alvys import AlvysClient
 from vendors.transportone import TransportOneClient
 from workflows.payment import PaymentWorkflow
@@ -68,24 +69,51 @@ def payment_activities(settings: Settings, http: httpx.AsyncClient) -> PaymentAc
     )
 
 
+def vendor_budgets(settings: Settings) -> dict[VendorQueue, float]:
+    """Requests per minute for each vendor queue (0: no limit), from the settings."""
+    return {
+        VendorQueue.ALVYS_CUSTOMER_PAYMENTS: settings.alvys.requests_per_minute,
+        VendorQueue.ALVYS_CARRIER_PAYMENTS: settings.alvys.requests_per_minute,
+        VendorQueue.ALVYS_READS: settings.alvys.reads_per_minute,
+        VendorQueue.TRANSPORTONE: settings.transportone.requests_per_minute,
+    }
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     client: Client, settings: Settings | None = None, *, task_queue: str | None = None
-) -> AsyncIterator[Worker]:
-    """A worker running for the duration of the block (for ``main``, ``freightpay run`` and tests)."""
+) -> AsyncIterator[list[Worker]]:
+    """The workers of one process, running for the duration of the block.
+
+    One worker polls the main queue (workflows, remittance files); one per vendor queue polls
+    that queue with the vendor's rate limit, which Temporal enforces across every worker.
+    """
     settings = settings or get_settings()
+    base = task_queue or settings.freightpay.task_queue
     async with vendor_http_client() as http:
-        worker = Worker(
-            client,
-            task_queue=task_queue or settings.freightpay.task_queue,
-            workflows=[PaymentWorkflow, RemittanceWorkflow],
-            activities=[
-                *payment_activities(settings, http).all(),
-                RemittanceActivities(settings.freightpay.data_dir).read_lines,
-            ],
-        )
-        async with worker:
-            yield worker
+        activities = payment_activities(settings, http).all()
+        workers = [
+            Worker(
+                client,
+                task_queue=base,
+                workflows=[PaymentWorkflow, RemittanceWorkflow],
+                activities=[RemittanceActivities(settings.freightpay.data_dir).read_lines],
+            )
+        ]
+        for queue, per_minute in vendor_budgets(settings).items():
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=queue_name(base, queue),
+                    activities=activities,
+                    max_task_queue_activities_per_second=per_minute / 60 if per_minute > 0 else None,
+                    max_concurrent_activities=100,
+                )
+            )
+        async with contextlib.AsyncExitStack() as stack:
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            yield workers
 
 
 async def main() -> int:

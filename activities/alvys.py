@@ -9,11 +9,11 @@ Alvys answer               what the payment does
 2xx                        a fact (recorded, found, payable ...)
 400 "Load must be in ..."  ``not_payable``: WaitingForPayable, re-checked on a durable timer
 404                        ``not_found``: NeedsReview with Alvys's problem details
-other 400/409/422          ``rejected``: NeedsReview with Alvys's problem details, not retried
+other 4xx (400/409/422..)  ``rejected``: NeedsReview with Alvys's problem details, not retried
 401/403                    the client refreshed the token once already; not retried here
                            (``VendorConfigurationError``): NeedsReview, fix the credentials
-429                        retried after ``Retry-After`` (``next_retry_delay``)
-5xx, timeouts, resets      retried with capped backoff (the workflow's retry policy)
+429                        retried after ``Retry-After`` (``next_retry_delay``; 60 s if absent)
+408, 5xx, timeouts, resets retried with capped backoff (the workflow's retry policy)
 2xx but unreadable         treated as recorded-but-unproven: confirmed by a read-back
 lost answer                the retry re-posts with the same ``ReferenceNumber``; Alvys is
                            idempotent on it, so the payment is recorded once
@@ -72,7 +72,7 @@ def classify(error: AlvysProblem) -> PostOutcomeKind:
             type="VendorRateLimited",
             next_retry_delay=delay,
         )
-    if error.status >= 500:
+    if error.status >= 500 or error.status == 408:
         raise ApplicationError(str(error), type="VendorUnavailable")
     if error.is_auth_failure:
         raise ApplicationError(str(error), type="VendorConfigurationError", non_retryable=True)
@@ -174,14 +174,22 @@ class AlvysSteps:
         )
 
     async def _loads_by_po(self, instruction: PaymentInstruction) -> list[Load]:
-        """Loads by PO number, then the fallbacks (quote reference, BOL), first non-empty wins."""
+        """Loads whose PO is the shipment's PO, quote reference or BOL: one search, one call.
+
+        One call (the search takes a list) keeps this activity at one request per endpoint,
+        which is what the rate-limited task queues count on (``models.queues``).
+        """
         ids = instruction.ids
-        for number in (ids.po_number, ids.quote_reference, ids.bol_number):
-            if number:
-                loads = await _read(lambda n=number: self._client.search_loads(po_numbers=[n]))  # type: ignore[misc]
-                if loads:
-                    return loads
-        return []
+        numbers = list(dict.fromkeys(n for n in (ids.po_number, ids.quote_reference, ids.bol_number) if n))
+        if not numbers:
+            return []
+        loads = await _read(lambda: self._client.search_loads(po_numbers=numbers))
+        # Prefer matches on the PO itself, then the quote reference, then the BOL.
+        for number in numbers:
+            preferred = [x for x in loads if x.po_number == number]
+            if preferred:
+                return preferred
+        return loads
 
     @staticmethod
     def _po_label(instruction: PaymentInstruction) -> str:

@@ -7,12 +7,12 @@ TransportOne answer        what the payment does
 =========================  ==================================================================
 2xx ``success: true``      recorded; confirmation waits for TransportOne's callback
 404                        ``not_found`` (unknown invoice): NeedsReview with the message
-400 / 409 / 422            ``rejected``: NeedsReview; a 409 means this request id was used
+other 4xx (400/409/422..)  ``rejected``: NeedsReview; a 409 means this request id was used
                            with another body (someone changed the payment after posting)
 401/403                    the client refreshed the token once already: NeedsReview, fix the
                            credentials (``VendorConfigurationError``)
 429                        retried after ``Retry-After``
-5xx, timeouts, resets      retried with capped backoff; every retry carries the same
+408, 5xx, timeouts, resets retried with capped backoff; every retry carries the same
                            ``x-coreos-request-id`` (uuid5 of the business key), so
                            TransportOne records the payment once
 2xx but unreadable         treated as recorded; the callback still decides
@@ -61,7 +61,7 @@ def classify(error: TransportOneProblem) -> PostOutcomeKind:
             type="VendorRateLimited",
             next_retry_delay=delay,
         )
-    if status >= 500:
+    if status >= 500 or status == 408:
         raise ApplicationError(str(error), type="VendorUnavailable")
     if error.is_auth_failure:
         raise ApplicationError(str(error), type="VendorConfigurationError", non_retryable=True)

@@ -39,8 +39,10 @@ class AlvysSettings(BaseSettings):
     client_secret: SecretStr | None = None
     audience: str = "https://api.alvys.com/public/"
     api_version: str = "1.0"
-    #: The budget kept for each rate-limited endpoint; 0 means no limit.
-    requests_per_minute: int = 10
+    #: The budget kept for each rate-limited endpoint (the two payment POSTs); 0 means no limit.
+    requests_per_minute: float = 10
+    #: The budget for reads (GET invoices is published at 5/min, the searches at 10/min); 0: none.
+    reads_per_minute: float = 5
 
     def resolved(self, sandbox_url: str) -> AlvysSettings:
         """These settings with the sandbox filled in where the vendor URL is unset."""
@@ -76,7 +78,7 @@ class TransportOneSettings(BaseSettings):
     tenant_id: str | None = None
     callback_secret: SecretStr | None = None
     #: None is published: 0 means no limit.
-    requests_per_minute: int = 0
+    requests_per_minute: float = 0
 
     def resolved(self, sandbox_url: str) -> TransportOneSettings:
         if self.base_url:

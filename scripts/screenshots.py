@@ -154,9 +154,7 @@ async def seed_payments(stamp: str, timeout: float) -> dict[str, PaymentStatus]:
     instructions = [
         instruction
         for index, seed in enumerate(SEEDS, start=1)
-        for instruction in parse_body(
-            "alvys-customer-payment", json.dumps(seed.body(f"UI-{stamp}-{index}"))
-        )
+        for instruction in parse_body("alvys-customer-payment", json.dumps(seed.body(f"UI-{stamp}-{index}")))
     ]
     ids = await start_payments(
         client,

@@ -105,7 +105,7 @@ def settings(sandbox_url: str, task_queue: str, tmp_path: Path, ingress_port: in
             public_url=f"http://127.0.0.1:{ingress_port}",
         ),
         sandbox=SandboxSettings(url=sandbox_url),
-        alvys_raw=AlvysSettings(),
+        alvys_raw=AlvysSettings(requests_per_minute=0, reads_per_minute=0),
     )
 
 

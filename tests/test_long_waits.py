@@ -53,7 +53,7 @@ async def skipping_worker(skipping_env: WorkflowEnvironment, sandbox_url: str) -
     settings = Settings(
         freightpay=FreightpaySettings(task_queue=task_queue),
         sandbox=SandboxSettings(url=sandbox_url),
-        alvys_raw=AlvysSettings(),
+        alvys_raw=AlvysSettings(requests_per_minute=0, reads_per_minute=0),
     )
     async with running_worker(skipping_env.client, settings):
         yield task_queue

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.payments import PaymentActivities
     from models.money import Money
     from models.payment import PaymentInstruction, TargetIds
+    from models.queues import queue_name, vendor_queue
     from models.state import (
         ActionAnswer,
         ApproveInput,
@@ -198,6 +199,7 @@ class PaymentWorkflow:
                 PostRequest(instruction=self._instruction),
                 summary=f"Post {self._instruction.amount} to {self._target_label()}, "
                 f"ref {self._instruction.reference_number}",
+                writes=True,
             )
             if outcome is None:
                 return None
@@ -572,12 +574,15 @@ class PaymentWorkflow:
         arg: _I,
         *,
         summary: str,
+        writes: bool = False,
     ) -> _O | None:
-        """Run one step's activity; vendor trouble that outlasts the retries asks a person."""
+        """Run one step's activity on its vendor's queue; trouble that outlasts the retries asks a person."""
+        queue = queue_name(workflow.info().task_queue, vendor_queue(self._instruction.target, writes))
         try:
             return await workflow.execute_activity_method(
                 method,
                 arg,
+                task_queue=queue,
                 start_to_close_timeout=CALL_TIMEOUT,
                 schedule_to_close_timeout=STEP_DEADLINE,
                 retry_policy=VENDOR_RETRY,
