@@ -112,6 +112,7 @@ async def start_remittance(
     policy: PaymentPolicy,
     data_dir: str | Path,
     rpc_timeout: timedelta | None = None,
+    batch_size: int = 200,
 ) -> tuple[str, list[str]]:
     """Store a validated remittance file and start its parent workflow.
 
@@ -124,7 +125,11 @@ async def start_remittance(
         await client.start_workflow(
             REMITTANCE_WORKFLOW,
             RemittanceInput(
-                file_id=file_id, file_name=file_name, total_lines=len(instructions), policy=policy
+                file_id=file_id,
+                file_name=file_name,
+                total_lines=len(instructions),
+                policy=policy,
+                batch_size=batch_size,
             ),
             id=parent_id,
             task_queue=task_queue,

@@ -1,0 +1,37 @@
+"""Determinism: every recorded history (one per branch) replays against the current workflow code.
+
+A workflow change that would make a running payment decide differently fails here; guard
+such a change with ``workflow.patched`` and record new histories with
+``.venv/bin/python -m tests.histories.record``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.payment import PaymentWorkflow
+from workflows.remittance import RemittanceWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_every_branch_has_a_recorded_history() -> None:
+    names = {path.stem.split("-run")[0] for path in HISTORIES}
+    from tests.histories.record import SCENARIOS
+
+    assert names == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path) -> None:
+    replayer = Replayer(
+        workflows=[PaymentWorkflow, RemittanceWorkflow], data_converter=pydantic_data_converter
+    )
+    history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
+    await replayer.replay_workflow(history)
