@@ -8,6 +8,7 @@ package, the time-skipping server the ``temporal-test-server`` binary of
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -65,10 +66,58 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
 
 @pytest.fixture(scope="session")
 def sandbox_app() -> Any:
-    """The vendor sandbox app (its vendors' states are ``app.state.alvys`` / ``.transportone``)."""
+    """The vendor sandbox app (its vendors' states are ``app.state.alvys`` / ``.transportone``).
+
+    Every access token it issues is remembered in ``app.state.issued_tokens``, so the secret
+    scan (tests/test_secrets_scan.py) can look for them in histories and logs.
+    """
     from sandbox.app import create_app
 
-    return create_app()
+    app = create_app()
+    app.state.issued_tokens = issued = []
+    for vendor in (app.state.alvys, app.state.transportone):
+        original = vendor.issue_token
+
+        def remembering(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            answer = _original(*args, **kwargs)
+            issued.append(answer.get("access_token") or answer.get("data", {}).get("accessToken"))
+            return answer
+
+        vendor.issue_token = remembering
+    return app
+
+
+class _Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:
+            self.lines.append(str(record.msg))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def captured_logs() -> Iterator[_Captured]:
+    """Every log line of the session (INFO and up), for the secret scan."""
+    handler = _Captured()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s %(exc_info)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(min(previous, logging.INFO) if previous else logging.INFO)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(previous)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The secret scan runs last, over everything the session wrote."""
+    items.sort(
+        key=lambda item: item.module is not None and item.module.__name__.endswith("test_secrets_scan")
+    )
 
 
 @pytest.fixture(scope="session")
