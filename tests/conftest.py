@@ -115,9 +115,7 @@ def captured_logs() -> Iterator[_Captured]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The secret scan runs last, over everything the session wrote."""
-    items.sort(
-        key=lambda item: item.module is not None and item.module.__name__.endswith("test_secrets_scan")
-    )
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_secrets_scan.py"))
 
 
 @pytest.fixture(scope="session")
