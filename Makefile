@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint types unit bench clean
+.PHONY: install run test lint types unit bench chaos clean
 
 install: $(STAMP)
 
@@ -30,6 +30,12 @@ unit: install
 	$(BIN)/pytest
 
 test: lint types unit
+
+# The chaos run: N payments through a faulty sandbox, the worker killed K times, Temporal restarted.
+PAYMENTS ?= 300
+KILLS    ?= 10
+chaos: install
+	$(BIN)/python scripts/chaos.py --payments $(PAYMENTS) --kills $(KILLS)
 
 bench: install
 	@echo "bench: not yet: the benchmark arrives with issue 6 (see README)"
