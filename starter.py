@@ -76,5 +76,10 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
-    sys.exit(0)
+    from config.temporal import exit_process
+
+    try:
+        app()
+    except SystemExit as done:
+        exit_process(done.code)
+    exit_process(0)

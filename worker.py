@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import AsyncIterator
 
 import httpx
@@ -18,11 +17,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.alvys import AlvysSteps
+from activities.pacing import Pacer
 from activities.payments import PaymentActivities
 from activities.remittance import RemittanceActivities
 from activities.transportone import TransportOneSteps
 from config.settings import Settings, get_settings
-from config.temporal import connect, missing_search_attributes
+from config.telemetry import TelemetrySettings, instrument_http_client, runtime_with_metrics, setup_tracing
+from config.temporal import connect, exit_process, missing_search_attributes
 from models.queues import VendorQueue, queue_name
 from vendors.alvys import AlvysClient
 from vendors.transportone import TransportOneClient
@@ -35,17 +36,18 @@ log = logging.getLogger("freightpay.worker")
 
 def vendor_http_client() -> httpx.AsyncClient:
     """The one HTTP client a worker shares across its vendor calls (pooled connections)."""
-    return httpx.AsyncClient(
+    http = httpx.AsyncClient(
         timeout=httpx.Timeout(20.0, connect=5.0),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         headers={"User-Agent": "freightpay/0.1"},
     )
+    instrument_http_client(http)  # one span per vendor call, when tracing is on
+    return http
 
 
-def payment_activities(settings: Settings, http: httpx.AsyncClient) -> PaymentActivities:
-    """The activities with their vendor clients, from the settings (secrets stay in this process)."""
+def alvys_client(settings: Settings, http: httpx.AsyncClient) -> AlvysClient:
     alvys = settings.alvys
-    client = AlvysClient(
+    return AlvysClient(
         http,
         base_url=alvys.base_url or "",
         auth_url=alvys.auth_url or "",
@@ -54,6 +56,23 @@ def payment_activities(settings: Settings, http: httpx.AsyncClient) -> PaymentAc
         audience=alvys.audience,
         api_version=alvys.api_version,
     )
+
+
+async def keep_alvys_token_fresh(client: AlvysClient, every_seconds: float = 30) -> None:
+    """Refresh Alvys's token ahead of its expiry, so no paced payment call waits for a fetch."""
+    while True:
+        try:
+            await client.refresh_token_ahead()
+        except Exception as exc:
+            log.warning("could not refresh the Alvys token ahead of time: %s", type(exc).__name__)
+        await asyncio.sleep(every_seconds)
+
+
+def payment_activities(
+    settings: Settings, http: httpx.AsyncClient, alvys: AlvysClient | None = None, pacer: Pacer | None = None
+) -> PaymentActivities:
+    """The activities with their vendor clients, from the settings (secrets stay in this process)."""
+    client = alvys or alvys_client(settings, http)
     t1 = settings.transportone
     transportone = TransportOneClient(
         http,
@@ -65,8 +84,14 @@ def payment_activities(settings: Settings, http: httpx.AsyncClient) -> PaymentAc
     )
     callback_url = settings.freightpay.public_url.rstrip("/") + "/v1/callbacks/transportone"
     return PaymentActivities(
-        {"Alvys": AlvysSteps(client), "TransportOne": TransportOneSteps(transportone, callback_url)}
+        {"Alvys": AlvysSteps(client), "TransportOne": TransportOneSteps(transportone, callback_url)}, pacer
     )
+
+
+#: The share of a vendor's budget actually used: 5 % clear of the window's edge, so the jitter
+#: between Temporal's dispatch and the request reaching the vendor cannot put one request too
+#: many into a window (Alvys answers that with a 3-minute block).
+RATE_MARGIN = 0.95
 
 
 def vendor_budgets(settings: Settings) -> dict[VendorQueue, float]:
@@ -91,7 +116,12 @@ async def running_worker(
     settings = settings or get_settings()
     base = task_queue or settings.freightpay.task_queue
     async with vendor_http_client() as http:
-        activities = payment_activities(settings, http).all()
+        alvys = alvys_client(settings, http)
+        budgets = vendor_budgets(settings)
+        pacer = Pacer(
+            {queue_name(base, q): 60 / (rpm * RATE_MARGIN) for q, rpm in budgets.items() if rpm > 0}
+        )
+        activities = payment_activities(settings, http, alvys, pacer).all()
         workers = [
             Worker(
                 client,
@@ -100,26 +130,34 @@ async def running_worker(
                 activities=[RemittanceActivities(settings.freightpay.data_dir).read_lines],
             )
         ]
-        for queue, per_minute in vendor_budgets(settings).items():
+        for queue, per_minute in budgets.items():
             workers.append(
                 Worker(
                     client,
                     task_queue=queue_name(base, queue),
                     activities=activities,
-                    max_task_queue_activities_per_second=per_minute / 60 if per_minute > 0 else None,
+                    max_task_queue_activities_per_second=per_minute * RATE_MARGIN / 60
+                    if per_minute > 0
+                    else None,
                     max_concurrent_activities=100,
                 )
             )
-        async with contextlib.AsyncExitStack() as stack:
-            for worker in workers:
-                await stack.enter_async_context(worker)
-            yield workers
+        refresher = asyncio.create_task(keep_alvys_token_fresh(alvys))
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for worker in workers:
+                    await stack.enter_async_context(worker)
+                yield workers
+        finally:
+            refresher.cancel()
 
 
 async def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
-    client = await connect()
+    telemetry = TelemetrySettings()
+    setup_tracing(telemetry, "freightpay-worker")
+    client = await connect(runtime=runtime_with_metrics(telemetry))
     missing = await missing_search_attributes(client, DEFINITIONS)
     if missing:
         log.error(
@@ -136,5 +174,7 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    code = 0
     with contextlib.suppress(KeyboardInterrupt):
-        sys.exit(asyncio.run(main()))
+        code = asyncio.run(main())
+    exit_process(code)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.pacing import Pacer
 from models.payment import PaymentInstruction
 from models.steps import (
     Confirmation,
@@ -40,8 +41,14 @@ class VendorSteps(Protocol):
 class PaymentActivities:
     """Activities as methods of one object that holds the vendor clients (one per worker)."""
 
-    def __init__(self, vendors: Mapping[str, VendorSteps]) -> None:
+    def __init__(self, vendors: Mapping[str, VendorSteps], pacer: Pacer | None = None) -> None:
         self._vendors = dict(vendors)
+        self._pacer = pacer or Pacer({})
+
+    async def _paced(self, instruction: PaymentInstruction) -> VendorSteps:
+        """The vendor's steps, once this worker's pacing on the activity's queue allows a call."""
+        await self._pacer.wait(activity.info().task_queue)
+        return self._vendor(instruction)
 
     def _vendor(self, instruction: PaymentInstruction) -> VendorSteps:
         name = instruction.target.vendor
@@ -57,25 +64,25 @@ class PaymentActivities:
     @activity.defn(name="resolve_target")
     async def resolve_target(self, request: ResolveRequest) -> Resolution:
         """Find the vendor record (load, trip, invoice) the payment is for."""
-        result = await self._vendor(request.instruction).resolve_target(request)
+        result = await (await self._paced(request.instruction)).resolve_target(request)
         return result.model_copy(update={"attempt": activity.info().attempt})
 
     @activity.defn(name="check_payable")
     async def check_payable(self, request: ResolveRequest) -> PayableCheck:
         """Read whether the target accepts payments yet (a WaitingForPayable re-check)."""
-        result = await self._vendor(request.instruction).check_payable(request)
+        result = await (await self._paced(request.instruction)).check_payable(request)
         return result.model_copy(update={"attempt": activity.info().attempt})
 
     @activity.defn(name="post_payment")
     async def post_payment(self, request: PostRequest) -> PostOutcome:
         """Record the payment: the one vendor write, idempotent on the business reference."""
-        result = await self._vendor(request.instruction).post_payment(request)
+        result = await (await self._paced(request.instruction)).post_payment(request)
         return result.model_copy(update={"attempt": activity.info().attempt})
 
     @activity.defn(name="confirm_payment")
     async def confirm_payment(self, request: ConfirmRequest) -> Confirmation:
         """Read the payment back where the post's own answer did not prove it."""
-        result = await self._vendor(request.instruction).confirm_payment(request)
+        result = await (await self._paced(request.instruction)).confirm_payment(request)
         return result.model_copy(update={"attempt": activity.info().attempt})
 
     def all(self) -> list[Callable[..., Any]]:

@@ -91,5 +91,16 @@ def ingress(
     uvicorn.run(create_app(), host=host, port=port, log_level="info", timeout_keep_alive=5)
 
 
+def main() -> None:
+    """The ``freightpay`` console script."""
+    from config.temporal import exit_process
+
+    try:
+        app()
+    except SystemExit as done:
+        exit_process(done.code)
+    exit_process(0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

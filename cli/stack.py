@@ -41,6 +41,7 @@ class StackPorts:
     ui: int = 8233
     sandbox: int = 8701
     ingress: int = 8000
+    metrics: int = 9464
 
 
 #: What the local stack uses when the environment does not say (printed at start; never for production).
@@ -100,6 +101,7 @@ class Stack:
             ("Temporal", self.ports.temporal),
             ("sandbox", self.ports.sandbox),
             ("ingress", self.ports.ingress),
+            ("worker metrics", self.ports.metrics),
         ):
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
@@ -141,7 +143,8 @@ class Stack:
             "MYCARRIER_WEBHOOK_SECRET": os.environ.get("MYCARRIER_WEBHOOK_SECRET", LOCAL_MYCARRIER_SECRET),
         }
         self.env = env
-        self._spawn("worker", [sys.executable, "worker.py"], env)
+        metrics = {"FREIGHTPAY_METRICS_PORT": str(self.ports.metrics), "FREIGHTPAY_METRICS_HOST": "127.0.0.1"}
+        self._spawn("worker", [sys.executable, "worker.py"], {**env, **metrics})
         self._spawn(
             "ingress",
             [sys.executable, "-m", "cli.main", "ingress", "--port", str(self.ports.ingress)],
@@ -178,7 +181,10 @@ class Stack:
             f"    X-API-Key: {self.env['FREIGHTPAY_API_KEYS'].split(',')[0]}   "
             f"X-Webhook-Secret: {self.env['MYCARRIER_WEBHOOK_SECRET']}"
         )
-        console.print("  Logs              .data/logs/")
+        console.print(f"  Worker metrics    http://127.0.0.1:{self.ports.metrics}/metrics")
+        console.print(
+            "  Logs              .data/logs/   (FREIGHTPAY_TRACES=console make run: spans there too)"
+        )
         console.print("Try, in another terminal:")
         console.print(
             "  [cyan].venv/bin/python starter.py alvys-customer-payment examples/alvys-customer-payment.json --wait[/]"

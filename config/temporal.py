@@ -8,13 +8,25 @@ data converter, which carries ``Decimal`` and datetimes exactly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
+from config.codec import codec_from_env, data_converter
+from config.telemetry import client_interceptors
+
 DEFAULT_ADDRESS = "localhost:7233"
+
+#: Dynamic config for the servers freightpay starts itself (``make run``, the tests): task queues
+#: of one partition. Temporal divides a queue's rate limit among its partitions, each with a
+#: burst of at least one, so a 4-partition queue may dispatch 4 vendor calls at once, where
+#: Alvys allows one per second. On another cluster or Temporal Cloud, give the rate-limited
+#: queues (``models.queues``) one partition too.
+ONE_PARTITION = (
+    "matching.numTaskqueueReadPartitions=1",
+    "matching.numTaskqueueWritePartitions=1",
+)
 
 
 def connect_config() -> dict[str, Any]:
@@ -23,7 +35,9 @@ def connect_config() -> dict[str, Any]:
     config.setdefault("target_host", DEFAULT_ADDRESS)
     if not config.get("target_host"):
         config["target_host"] = DEFAULT_ADDRESS
-    config["data_converter"] = pydantic_data_converter
+    # The pydantic converter; with FREIGHTPAY_CODEC_KEYS set, payloads are AES-GCM encrypted too.
+    config["data_converter"] = data_converter(codec_from_env())
+    config["interceptors"] = client_interceptors()
     return config
 
 
@@ -63,3 +77,28 @@ async def register_search_attributes(client: Client, names: dict[str, str]) -> N
             search_attributes={name: kinds[names[name]] for name in missing},
         )
     )
+
+
+def exit_process(code: int | str | None) -> NoReturn:
+    """End a command-line process without interpreter teardown, after flushing what it wrote.
+
+    Why: the SDK's Rust core keeps threads that may call into Python while the interpreter
+    finalizes, which aborts the process ("Fatal Python error: PyGILState_Release",
+    temporalio/sdk-python#300) after its work is done, turning a success into exit code -6.
+    """
+    import logging
+    import os
+    import sys
+
+    from config.telemetry import shutdown_tracing
+
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    try:
+        shutdown_tracing()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(status)

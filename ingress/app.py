@@ -28,8 +28,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from config.codec import codec_from_env
 from config.settings import Settings, get_settings
+from config.telemetry import TelemetrySettings, instrument_app, setup_tracing
 from config.temporal import connect
+from ingress.codec import codec_router
 from intake import alvys as alvys_intake
 from intake import mycarrier as mycarrier_intake
 from intake import transportone as transportone_intake
@@ -108,21 +111,82 @@ def _secret_matches(given: str | None, expected: SecretStr | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
 
 
+def _inline(node: Any, definitions: dict[str, Any]) -> Any:
+    """The schema with every ``#/$defs/X`` reference replaced by its definition (OpenAPI has no ``$defs``)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(definitions[ref.removeprefix("#/$defs/")], definitions)
+        return {k: _inline(v, definitions) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(item, definitions) for item in node]
+    return node
+
+
 def _schema(model: Any) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
+    schema = model.model_json_schema()
+    inlined = _inline(schema, schema.get("$defs", {}))
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inlined}}}}
 
 
-STARTED_EXAMPLE: dict[int | str, dict[str, Any]] = {"202": {"description": "Accepted by Temporal", "content": {"application/json": {"example": {"workflow_ids": ["payment-alvys-customer-L-1001-CHK-1001"]}}}}}  # fmt: skip
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "reason"],
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM: {"schema": _PROBLEM_SCHEMA}}}
+
+
+#: What every route may answer besides its success (RFC 9457 problems).
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: problem_doc("Malformed JSON"),
+    401: problem_doc("Missing or wrong credentials"),
+    413: problem_doc("Request body too large"),
+    422: problem_doc("Invalid input: each field and the reason; nothing was started"),
+    503: problem_doc("Temporal is unavailable; send again after Retry-After"),
+}
+STARTED_EXAMPLE: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Accepted by Temporal",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["workflow_ids"],
+                    "properties": {
+                        "workflow_ids": {"type": "array", "items": {"type": "string"}},
+                        "remittance_workflow_id": {"type": "string"},
+                    },
+                },
+                "example": {"workflow_ids": ["payment-alvys-customer-L-1001-CHK-1001"]},
+            }
+        },
+    },
+    **PROBLEMS,
+}
 
 
 def create_app(settings: Settings | None = None, *, client: Client | None = None) -> FastAPI:
     """The ingress app; ``client`` is for tests (otherwise it connects from the environment)."""
     settings = settings or get_settings()
+    setup_tracing(TelemetrySettings(), "freightpay-ingress")
     gate = TemporalGate(client)
     options = IntakeOptions()
     queue = settings.freightpay.task_queue
@@ -141,6 +205,10 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
         description=__doc__,
         lifespan=lifespan,
     )
+    instrument_app(app)
+    codec = codec_from_env()
+    if codec is not None:  # the codec server exists only when payloads are encrypted
+        app.include_router(codec_router(codec))
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -266,6 +334,7 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
                 "content": {"text/csv": {"schema": {"type": "string"}}},
             }
         },
+        responses=STARTED_EXAMPLE,
         tags=["payments"],
     )
     async def remittance(request: Request, name: str = "remittance.csv") -> JSONResponse:
@@ -291,7 +360,25 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
             raise unavailable(exc) from None
         return JSONResponse({"workflow_ids": ids, "remittance_workflow_id": parent}, status_code=202)
 
-    @app.post("/v1/callbacks/transportone", dependencies=[Depends(callback_secret)], tags=["callbacks"])
+    @app.post(
+        "/v1/callbacks/transportone",
+        dependencies=[Depends(callback_secret)],
+        responses={
+            200: {
+                "description": "Relayed to the payments' workflows",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"delivered": {"type": "array", "items": {"type": "string"}}},
+                        }
+                    }
+                },
+            },
+            **PROBLEMS,
+        },
+        tags=["callbacks"],
+    )
     async def transportone_callback(request: Request) -> JSONResponse:
         """TransportOne's payments callback, relayed to each payment's workflow as the ``vendor_callback`` signal."""
         raw = await body_of(request, settings.freightpay.max_json_bytes)
@@ -314,7 +401,12 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
                 raise unavailable(exc) from None
         return JSONResponse({"delivered": delivered}, status_code=200)
 
-    @app.get("/v1/payments/{workflow_id}", dependencies=[Depends(api_key)], tags=["payments"])
+    @app.get(
+        "/v1/payments/{workflow_id}",
+        dependencies=[Depends(api_key)],
+        responses={404: problem_doc("No such payment"), **PROBLEMS},
+        tags=["payments"],
+    )
     async def payment_status(workflow_id: str) -> JSONResponse:
         """A payment's full state (the workflow's ``status`` query)."""
         temporal = await gate.client()

@@ -4,7 +4,11 @@ Temporal's codec server protocol: ``POST {endpoint}/decode`` and ``POST {endpoin
 with a JSON body ``{"payloads": [...]}`` (each ``Payload`` in protobuf JSON: metadata values
 and data base64), headers ``Content-Type: application/json`` and ``X-Namespace``; the answer
 has the same shape. Here the endpoint is ``{ingress}/codec``, mounted only when the codec is
-configured (``FREIGHTPAY_CODEC_KEYS``, see :mod:`config.codec`).
+configured (``FREIGHTPAY_CODEC_KEYS``, see :mod:`config.codec`). ``X-Namespace`` and query
+parameters (the Web UI adds ``?preserveStorageRefs=true``) are ignored: one key list serves
+every namespace. Point the dev server's Web UI at it with ``temporal server start-dev
+--ui-codec-endpoint http://127.0.0.1:8000/codec``, or set it in the UI's codec settings
+(the glasses icon), and the CLI with ``temporal workflow show --codec-endpoint ...``.
 
 **It decrypts for whoever can reach it.** The Web UI calls it from the operator's browser,
 so it cannot send the ingress's ``X-API-Key``; it is guarded instead by:
@@ -166,7 +170,10 @@ def codec_router(codec: AesGcmCodec, settings: CodecServerSettings | None = None
         if raw is None:
             return problem(request, 413, "Request body too large", f"at most {config.max_body_bytes:,} bytes")
         try:
-            message = json_format.Parse(raw or b"{}", Payloads(), ignore_unknown_fields=True)
+            body = json.loads(raw)
+            if not isinstance(body, dict) or not isinstance(body.get("payloads"), list):
+                raise ValueError('expected an object with a "payloads" array')
+            message = json_format.ParseDict(body, Payloads(), ignore_unknown_fields=True)
         except (json_format.ParseError, UnicodeDecodeError, ValueError) as exc:
             return problem(request, 400, 'The body is not {"payloads": [...]} in protobuf JSON', str(exc))
         try:

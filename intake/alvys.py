@@ -10,16 +10,18 @@ Choices, beyond Alvys's schema:
 * A customer payment may give ``InvoiceNumber`` instead of ``LoadNumber`` (the load is then
   resolved from the invoice); a carrier payment may give ``TripNumber`` or ``LoadNumber``
   instead of ``TripId`` (the trip is then resolved).
-* A ``PaymentDate`` without a time zone is taken as UTC.
+* ``PaymentDate`` must be an ISO 8601 date-time string (Alvys's ``format: date-time``); one
+  without a time zone is taken as UTC. Numbers (Unix time) are refused.
+* ``Amount.Currency`` must be an integer (the ISO 4217 numeric code), not a string or a boolean.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from intake.errors import FieldProblem, IntakeError, problems_from
 from models.money import Money, MoneyError, currency_from_numeric
@@ -30,7 +32,7 @@ class _AlvysMoney(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     Amount: Decimal
-    Currency: int | None = None
+    Currency: int | None = Field(default=None, strict=True)
 
     @field_validator("Amount", mode="before")
     @classmethod
@@ -40,11 +42,18 @@ class _AlvysMoney(BaseModel):
         return value
 
 
+def _date_time(value: Any) -> Any:
+    """Alvys's ``PaymentDate`` is an ISO 8601 date-time string; numbers (Unix time) are refused."""
+    if not isinstance(value, str) or "T" not in value.upper():
+        raise ValueError("must be an ISO 8601 date-time string, e.g. 2026-11-20T15:00:00Z")
+    return value
+
+
 class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     Amount: _AlvysMoney
-    PaymentDate: datetime
+    PaymentDate: Annotated[datetime, BeforeValidator(_date_time)]
     ReferenceNumber: str = Field(min_length=1)
     PaymentMethod: str | None = None
     CheckNumber: str | None = None
@@ -60,7 +69,9 @@ class CarrierPaymentBody(_Common):
     TripId: str | None = Field(default=None, min_length=1)
     TripNumber: str | None = None
     LoadNumber: str | None = None
-    MarkAsPaid: bool | None = None  # removed by Alvys on 2026-07-13: accepted, ignored
+    MarkAsPaid: bool | None = Field(
+        default=None, strict=True
+    )  # removed by Alvys on 2026-07-13: accepted, ignored
 
 
 def _money(amount: _AlvysMoney, prefix: str) -> tuple[Money, bool]:

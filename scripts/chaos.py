@@ -43,7 +43,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config.temporal import connect  # noqa: E402
+from config.temporal import ONE_PARTITION, connect  # noqa: E402
 from intake.start import start_payments  # noqa: E402
 from models.money import Money  # noqa: E402
 from models.payment import PaymentInstruction, Source, Target, TargetIds  # noqa: E402
@@ -193,6 +193,7 @@ async def run(count: int, kills: int, restarts: int, timeout: float, seed_value:
     server = [temporal, "server", "start-dev", "--headless", "--db-filename", str(folder / "temporal.db"),
               "--port", str(temporal_port), "--log-level", "error"]  # fmt: skip
     server += [a for name, kind in DEFINITIONS.items() for a in ("--search-attribute", f"{name}={kind}")]
+    server += [a for pair in ONE_PARTITION for a in ("--dynamic-config-value", pair)]
     sandbox_env = {"SANDBOX_FAULTS": json.dumps({"seed": seed_value, **FAULTS})}
     worker_env = {
         "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",

@@ -25,6 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import AlvysSettings, FreightpaySettings, MyCarrierSettings, SandboxSettings, Settings
+from config.temporal import ONE_PARTITION
 from tests.support.servers import free_port, serve_app
 from workflows.search_attributes import ALL_KEYS
 
@@ -33,7 +34,7 @@ MC_SECRET = "test-mycarrier-secret"
 
 # Vendor settings in the developer's environment must never leak into the tests.
 for _name in list(os.environ):
-    if _name.startswith(("ALVYS_", "TRANSPORTONE_", "FREIGHTPAY_", "TEMPORAL_")):
+    if _name.startswith(("ALVYS_", "TRANSPORTONE_", "FREIGHTPAY_", "TEMPORAL_", "MYCARRIER_", "SANDBOX_")):
         del os.environ[_name]
 
 
@@ -54,6 +55,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
         ui=False,
+        dev_server_extra_args=[arg for pair in ONE_PARTITION for arg in ("--dynamic-config-value", pair)],
     )
     async with env:
         yield env

@@ -200,7 +200,10 @@ async def test_bad_alvys_body_names_the_fields(http: httpx.AsyncClient) -> None:
         "/v1/payments/alvys/customer-payments", json=body, headers={"X-API-Key": API_KEY}
     )
     assert answer.status_code == 422
-    assert _errors(answer) == {"MarkAsPaid": "is not a known field"}
+    assert _errors(answer) == {
+        "MarkAsPaid": "is not a known field",
+        "PaymentDate": "must be an ISO 8601 date-time string, e.g. 2026-11-20T15:00:00Z",
+    }
 
 
 async def test_an_oversized_body_is_refused(http: httpx.AsyncClient, ingress_settings: Settings) -> None:

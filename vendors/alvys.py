@@ -1137,6 +1137,19 @@ class AlvysClient:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def refresh_token_ahead(self, ahead_seconds: float = 120) -> None:
+        """Fetch a new token now if the cached one is missing or within ``ahead_seconds`` of its end.
+
+        Why: a token fetched inline delays that one payment call by the fetch, so it reaches
+        Alvys later than its place in the rate-limited queue, and the next call may then follow
+        it closer than Alvys's "one per second" allows. A worker calls this periodically so
+        payment calls always find a valid token.
+        """
+        async with self._token_lock:
+            token = self._token
+            if token is None or self._clock() >= token.valid_until - ahead_seconds:
+                self._token = await self._fetch_token()
+
     async def _bearer(self) -> _Token:
         """The cached token, or a fresh one; concurrent callers wait for one fetch, not one each."""
         token = self._token
