@@ -11,10 +11,15 @@ prints what is wrong, field by field, starts nothing, and exits 2.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from config.settings import get_settings
 from config.temporal import connect
@@ -23,6 +28,7 @@ from intake.options import IntakeOptions
 from intake.parse import SOURCES, parse_body
 from intake.start import payment_result, start_payments, start_remittance
 from models.payment import PaymentInstruction
+from models.steps import RemittanceProgress
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -46,10 +52,25 @@ async def _run(
     if wait:
         if source == "remittance":
             # Lines become payments as the file's workflow reaches them: wait for it first.
-            await client.get_workflow_handle(parent).result()
+            await _follow_remittance(client, parent, len(ids))
         for workflow_id in ids:
             result = await payment_result(client, workflow_id)
             print(result.model_dump_json(), flush=True)
+
+
+async def _follow_remittance(client: Client, workflow_id: str, total: int) -> None:
+    """Wait for a remittance file's workflow, with a progress bar (on stderr) from its ``progress`` query."""
+    handle = client.get_workflow_handle(workflow_id)
+    done = asyncio.ensure_future(handle.result())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("payments ended", total=total)
+        while not done.done():
+            with contextlib.suppress(RPCError):
+                state = await handle.query("progress", result_type=RemittanceProgress)
+                progress.update(task, completed=state.finished)
+            await asyncio.wait([done], timeout=0.5)
+    done.result()
 
 
 @app.command()

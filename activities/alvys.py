@@ -22,6 +22,7 @@ lost answer                the retry re-posts with the same ``ReferenceNumber``;
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
@@ -95,16 +96,36 @@ async def _read(call: Callable[[], Awaitable[_T]]) -> _T:
 class AlvysSteps:
     """The Alvys side of each payment step, around one shared :class:`AlvysClient`."""
 
-    def __init__(self, client: AlvysClient) -> None:
+    def __init__(
+        self, client: AlvysClient, *, cache_seconds: float = 900, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._client = client
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._resolved: dict[tuple[str, TargetIds], tuple[float, Resolution]] = {}
 
     # -- validate: find the record ------------------------------------------------------
 
     async def resolve_target(self, request: ResolveRequest) -> Resolution:
+        """The target record; a shipment (PO, BOL, ...) resolved in the last 15 minutes costs no call.
+
+        Why a cache: a MyCarrier event with several ``Payments[]`` is several payments on one
+        shipment, and each lookup spends the scarce loads/trips search budget (10 per minute).
+        Only a found, unambiguous target is remembered, per worker process.
+        """
         instruction = request.instruction
+        key = (instruction.target.value, instruction.ids)
+        cached = self._resolved.get(key)
+        if cached is not None and self._clock() < cached[0]:
+            return cached[1]
         if instruction.target is Target.ALVYS_CUSTOMER_PAYMENT:
-            return await self._resolve_load(instruction)
-        return await self._resolve_trip(instruction)
+            resolution = await self._resolve_load(instruction)
+        else:
+            resolution = await self._resolve_trip(instruction)
+        if resolution.found and resolution.remaining_balance is None:
+            # (a balance changes with every payment: resolutions that carry one are not kept)
+            self._resolved[key] = (self._clock() + self._cache_seconds, resolution)
+        return resolution
 
     async def _resolve_load(self, instruction: PaymentInstruction) -> Resolution:
         ids = instruction.ids

@@ -316,3 +316,33 @@ async def test_a_remittance_file_of_a_thousand_lines_completes(
     assert len(history.events) < 2000
     postings = (await sandbox.get("/_sandbox/alvys/postings")).json()
     assert len([p for p in postings if p["reference"].startswith(f"{ref}-")]) == 1000
+
+
+async def test_a_shipment_seen_before_costs_no_lookup(
+    http: httpx.AsyncClient, client: Client, sandbox: httpx.AsyncClient
+) -> None:
+    po, load, trip = f"PO-{uid()}", f"L-{uid()}", f"T-{uid()}"
+    await alvys.add_load(sandbox, load, status="Delivered", billable="300.00", po=po)
+    await alvys.add_trip(sandbox, trip, load=load, status="Delivered", payable="300.00")
+    event = mycarrier_event(po, 100.0)
+    second = copy.deepcopy(event["Payments"][0])
+    second.update(Id=str(uuid.uuid4()), TransactionId=str(uuid.uuid4()), Amount=200.0)
+    event["Payments"].append(second)
+    before = await alvys.request_counts(sandbox)
+
+    answer = await http.post("/v1/webhooks/mycarrier", json=event, headers={"X-Webhook-Secret": MC_SECRET})
+    first_id, second_id = answer.json()["workflow_ids"]
+    first = await asyncio.wait_for(payment_result(client, first_id), 30)
+    # the second payment of the same shipment, once the first has resolved it
+    last = await asyncio.wait_for(payment_result(client, second_id), 30)
+
+    assert {first.status, last.status} <= {PaymentStatus.PAID, PaymentStatus.PARTIALLY_PAID}
+    calls = alvys.delta(before, await alvys.request_counts(sandbox))
+    assert calls["invoices/carrier-payments"] == 2
+    # both payments start at once, so each may look the shipment up; a later one never does
+    assert calls["loads/search"] <= 2 and calls["trips/search"] <= 2
+    third = mycarrier_event(po, 0.5)
+    before = await alvys.request_counts(sandbox)
+    again = await http.post("/v1/webhooks/mycarrier", json=third, headers={"X-Webhook-Secret": MC_SECRET})
+    await asyncio.wait_for(payment_result(client, again.json()["workflow_ids"][0]), 30)
+    assert alvys.delta(before, await alvys.request_counts(sandbox)) == {"invoices/carrier-payments": 1}
