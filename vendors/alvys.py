@@ -51,6 +51,7 @@ from pydantic.alias_generators import to_camel
 
 from models.money import Money, MoneyError, currency_from_numeric, minor_units, to_decimal
 from vendors import jsonbody
+from vendors.retry_after import parse_retry_after
 
 __all__ = [
     "CUSTOMER_PAYABLE_LOAD_STATUSES",
@@ -828,33 +829,6 @@ def _validation_summary(exc: ValidationError) -> str:
 
 def _unreadable(response: httpx.Response, endpoint: str, reason: str) -> AlvysResponseError:
     return AlvysResponseError(endpoint=endpoint, status=response.status_code, reason=reason)
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP-date.
-
-    An HTTP-date is measured from ``now`` (the response's own ``Date`` header where the
-    caller has it, which cancels clock skew between Alvys and this machine); a date in the
-    past is 0. Anything unreadable is ``None``: the caller falls back to its own backoff.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        return _seconds_until(text, now)
-    return max(seconds, 0.0) if seconds == seconds and seconds != float("inf") else None
-
-
-def _seconds_until(http_date: str, now: datetime | None) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(http_date)
-    except (TypeError, ValueError, IndexError):
-        return None
-    when = _as_utc(when) or when
-    reference = now or datetime.now(UTC)
-    return max((when - (_as_utc(reference) or reference)).total_seconds(), 0.0)
 
 
 def _response_date(response: httpx.Response) -> datetime | None:

@@ -54,7 +54,6 @@ between concurrent activities of one worker.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hmac
 import json
 import logging
@@ -72,6 +71,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from models.money import Money, MoneyError, to_decimal
 from vendors import jsonbody
+from vendors.retry_after import http_date, parse_retry_after
 
 __all__ = [
     "AUTH_PATH",
@@ -590,42 +590,6 @@ def callback_secret_matches(received: str | None, expected: str) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP-date.
-
-    An HTTP-date is measured from ``now`` (the answer's own ``Date`` header where there is one,
-    which cancels clock skew); a date in the past is 0; anything unreadable is ``None``.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        return _seconds_until(text, now)
-    return max(seconds, 0.0) if seconds == seconds and seconds != float("inf") else None
-
-
-def _http_date(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _seconds_until(text: str, now: datetime | None) -> float | None:
-    when = _http_date(text)
-    if when is None:
-        return None
-    reference = now or datetime.now(UTC)
-    if reference.tzinfo is None:
-        reference = reference.replace(tzinfo=UTC)
-    return max((when - reference).total_seconds(), 0.0)
-
-
 def _text_detail(response: httpx.Response) -> str | None:
     """A short plain-text error body; HTML from a gateway says nothing useful and is dropped."""
     if "html" in response.headers.get("Content-Type", "").lower():
@@ -658,7 +622,7 @@ def problem_from_response(response: httpx.Response, endpoint: str) -> TransportO
     if message is None and not response.is_success:
         message = response.reason_phrase or _status_phrase(response.status_code)
     retry_after = parse_retry_after(
-        response.headers.get("Retry-After"), now=_http_date(response.headers.get("Date"))
+        response.headers.get("Retry-After"), now=http_date(response.headers.get("Date"))
     )
     return TransportOneProblem(
         status=response.status_code, endpoint=endpoint, code=code, message=message, retry_after=retry_after
