@@ -47,6 +47,8 @@ from models.steps import CallbackReport
 log = logging.getLogger("freightpay.ingress")
 PROBLEM = "application/problem+json"
 START_TIMEOUT = timedelta(seconds=5)
+#: The most one request may take, reading its body included.
+REQUEST_TIMEOUT = timedelta(seconds=30)
 RETRY_AFTER_SECONDS = 5
 
 
@@ -206,6 +208,17 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
         lifespan=lifespan,
     )
     instrument_app(app)
+
+    @app.middleware("http")
+    async def _deadline(request: Request, call_next: Any) -> Any:
+        """No request holds a connection longer than REQUEST_TIMEOUT (a slow sender included)."""
+        try:
+            return await asyncio.wait_for(call_next(request), REQUEST_TIMEOUT.total_seconds())
+        except TimeoutError:
+            return Problem(
+                408, "Request timeout", f"the request took longer than {REQUEST_TIMEOUT.total_seconds():g} s"
+            ).response(request.url.path)
+
     codec = codec_from_env()
     if codec is not None:  # the codec server exists only when payloads are encrypted
         app.include_router(codec_router(codec))

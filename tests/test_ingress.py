@@ -346,3 +346,24 @@ async def test_a_shipment_seen_before_costs_no_lookup(
     again = await http.post("/v1/webhooks/mycarrier", json=third, headers={"X-Webhook-Secret": MC_SECRET})
     await asyncio.wait_for(payment_result(client, again.json()["workflow_ids"][0]), 30)
     assert alvys.delta(before, await alvys.request_counts(sandbox)) == {"invoices/carrier-payments": 1}
+
+
+async def test_a_slow_sender_is_cut_off(http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    import ingress.app
+
+    monkeypatch.setattr(ingress.app, "REQUEST_TIMEOUT", timedelta(seconds=1))
+
+    async def trickle() -> Any:
+        yield b'{"LoadNumber": '
+        await asyncio.sleep(3)
+        yield b'"L-1"}'
+
+    try:
+        answer = await http.post(
+            "/v1/payments/alvys/customer-payments", content=trickle(), headers={"X-API-Key": API_KEY}
+        )
+    except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+        return  # the server answered 408 and closed while the sender was still trickling
+    assert answer.status_code == 408 and answer.json()["title"] == "Request timeout"
