@@ -204,7 +204,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def run_stack(root: Path) -> None:
     """Start the stack, wait, and stop all of it on Ctrl-C, SIGTERM or SIGHUP (or if a part dies)."""
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: a shell may start a background job with SIGINT ignored, and Python keeps that.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     stack = Stack(root)
     try:
