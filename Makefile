@@ -37,8 +37,10 @@ KILLS    ?= 10
 chaos: install
 	$(BIN)/python scripts/chaos.py --payments $(PAYMENTS) --kills $(KILLS)
 
+# The benchmark, side by side with bare Temporal (sizes: make bench BENCH_ARGS="--payments 200").
+BENCH_ARGS ?=
 bench: install
-	@echo "bench: not yet: the benchmark arrives with issue 6 (see README)"
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

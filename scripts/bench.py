@@ -1,0 +1,1201 @@
+"""``make bench``: what freightpay costs over bare Temporal, measured side by side on one machine.
+
+Why: freightpay makes every payment a Temporal workflow with search attributes, per-vendor task
+queues and a rate limiter. This run says what that costs against the least Temporal needs to do
+the same vendor work (a bare workflow with one activity making the same HTTP calls), and against
+the same calls with no durability at all, on the same machine, the same server, the same vendor
+simulator, in the same run. Every figure is explained in ``docs/benchmarks.md``.
+
+How (``.venv/bin/python scripts/bench.py``, sizes by flags, ``--help``):
+
+1. It starts its own Temporal dev server (the ``temporal`` binary beside this Python; state in
+   memory, or ``--db-file`` for an SQLite file; freightpay's search attributes registered; task
+   queues of one partition, ``config.temporal.ONE_PARTITION``), the vendor sandbox with no faults
+   and no rate limits, a freightpay worker (``python worker.py``, vendor budgets off) and a
+   baseline worker (``python scripts/bench.py --baseline-worker``, ``scripts/bench_baseline.py``),
+   each a subprocess in its own process group, so their CPU seconds (``/proc/<pid>/stat``) and
+   resident memory (``/proc/<pid>/status`` VmRSS) can be read.
+2. Idle latency: ``--idle-payments`` of each, one at a time, alternating freightpay and baseline.
+3. Throughput: ``--payments`` Alvys customer payments (each on its own Invoiced load, the load
+   given, so one vendor call each) start → Paid, ``--concurrency`` in flight (a lane starts a
+   payment, awaits its result, starts the next), and as many bare workflows, alternating in
+   ``--rounds`` rounds so that drift hits both alike. Latency is the start call → the result.
+4. Per payment: vendor calls (the sandbox's request counters, the token endpoint left out),
+   history events and billable Actions (counted from a sample of histories by Temporal Cloud's
+   definition), CPU milliseconds in each worker, in the server and in this client.
+5. The floor: the same vendor calls with plain asyncio + httpx at the same concurrency.
+6. Rate-limited: a second sandbox enforcing Alvys's published limits ``--time-scale`` times
+   faster (10 per vendor minute = ``10 * scale`` per real minute) and a second freightpay worker
+   with ``ALVYS_REQUESTS_PER_MINUTE = 10 * scale``; ``--rate-payments`` started at once; the
+   postings per minute as a fraction of the limit (``limit_use``) and the 429s the sandbox sent.
+7. Parked: ``--parked`` payments to loads the vendor does not know (404 → NeedsReview, waiting
+   for a person); the freightpay worker's RSS once all are parked (a visibility count). The
+   server is then stopped, which ends them.
+
+It prints a table and, last, one line::
+
+    bench: payments_per_s=… baseline_per_s=… ratio=… p50_ms=… p99_ms=… calls_per_payment=…
+    actions_per_payment=… rss_mb_10k_parked=… limit_use=… http_429=…
+
+(on one line), and writes the same with the machine and the versions to
+``bench/results/<timestamp>.json``. ``p50_ms``/``p99_ms`` are freightpay's under load (step 3);
+the idle figures are in the table and the JSON. The exit status is 1 if any payment did not end
+as expected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from importlib.metadata import version as package_version
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from temporalio.api.enums.v1 import EventType, TaskQueueType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import bench_baseline  # noqa: E402  (beside this file)
+from bench_baseline import AlvysCalls, BaselinePayment, BaselineWorkflow  # noqa: E402
+
+from config.temporal import ONE_PARTITION  # noqa: E402
+from intake.start import payment_result, start_payment  # noqa: E402
+from models.money import Money  # noqa: E402
+from models.payment import PaymentInstruction, Source, Target, TargetIds  # noqa: E402
+from models.queues import VendorQueue, queue_name  # noqa: E402
+from models.state import PaymentStatus  # noqa: E402
+from models.steps import PaymentPolicy  # noqa: E402
+from workflows.search_attributes import DEFINITIONS  # noqa: E402
+
+console = Console(soft_wrap=True)
+app = typer.Typer(add_completion=False)
+
+#: The freightpay worker's task queue (its vendor queues are ``bench-alvys-...``).
+FP_QUEUE = "bench"
+#: The rate-limited run's freightpay worker (its own queues, so nothing else shares the budget).
+RL_QUEUE = "bench-rl"
+BASELINE_QUEUE = "bench-baseline"
+AMOUNT = "100.00"
+PAYMENT_DATE = datetime(2026, 11, 20, tzinfo=UTC)
+#: Alvys's published budget for each payment endpoint: 10 requests per (vendor) minute.
+ALVYS_PER_MINUTE = 10
+#: Seconds to let the rate-limited queue's rate settle from the worker's first polls (as in
+#: tests/test_rate_limits.py).
+RATE_WARM_UP = 3.0
+#: Variables of the developer's shell that must not reach the processes this run starts.
+FOREIGN_PREFIXES = ("TEMPORAL_", "ALVYS_", "TRANSPORTONE_", "FREIGHTPAY_", "SANDBOX_", "MYCARRIER_", "OTEL_")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port} after {seconds:.0f}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (``/proc/<pid>/stat`` utime + stime)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": fields from #3 on
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process in MiB (``/proc/<pid>/status`` VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without the developer's service settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)}
+    env.update(extra)
+    return env
+
+
+class Processes:
+    """The run's child processes, each in its own process group, logs in the run's folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        with (self.folder / f"{name}.log").open("ab") as log:
+            self.running[name] = subprocess.Popen(
+                args,
+                cwd=ROOT,
+                env=child_env(env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def pid(self, name: str) -> int:
+        process = self.running[name]
+        if process.poll() is not None:
+            log = (self.folder / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log}")
+        return process.pid
+
+    def cpu(self, name: str) -> float:
+        return cpu_seconds(self.pid(name))
+
+    def rss(self, name: str) -> float:
+        return rss_mb(self.pid(name))
+
+    def stop(self, name: str) -> None:
+        process = self.running.pop(name)
+        for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.running)):
+            self.stop(name)
+
+
+async def wait_for_pollers(client: Client, queues: list[tuple[str, TaskQueueType.ValueType]]) -> None:
+    """Return once each (queue, type) has a poller: the worker subprocess is up."""
+    deadline = time.monotonic() + 120
+    for name, kind in queues:
+        while True:
+            request = DescribeTaskQueueRequest(
+                namespace=client.namespace, task_queue=TaskQueue(name=name), task_queue_type=kind
+            )
+            if (await client.workflow_service.describe_task_queue(request)).pollers:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no worker polls {name}")
+            await asyncio.sleep(0.2)
+
+
+async def connect(address: str, *, pydantic: bool) -> Client:
+    """A client of the run's server (freightpay's with the pydantic converter, as its intake uses)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if pydantic:
+                return await Client.connect(address, data_converter=pydantic_data_converter)
+            return await Client.connect(address)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+# ---------------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100), linear between the closest ranks; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class Latencies:
+    """Seconds per item; summarised in milliseconds."""
+
+    seconds: list[float] = field(default_factory=list)
+
+    def ms(self, q: float) -> float:
+        return percentile(self.seconds, q) * 1000
+
+    def summary(self) -> dict[str, float]:
+        mean = sum(self.seconds) / len(self.seconds) * 1000 if self.seconds else 0.0
+        return {"mean_ms": mean, "p50_ms": self.ms(50), "p95_ms": self.ms(95), "p99_ms": self.ms(99)}
+
+
+@dataclass
+class Costs:
+    """What one kind of work cost over the phases it ran in."""
+
+    count: int = 0
+    elapsed: float = 0.0
+    latencies: Latencies = field(default_factory=Latencies)
+    worker_cpu: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    vendor_calls: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.elapsed if self.elapsed else 0.0
+
+    def per_item_ms(self, seconds: float) -> float:
+        return seconds / self.count * 1000 if self.count else 0.0
+
+
+class Meter:
+    """CPU seconds of the given processes and of this process, between two readings."""
+
+    def __init__(self, procs: Processes, names: list[str]) -> None:
+        self.procs = procs
+        self.names = names
+        self.before = self._read()
+
+    def _read(self) -> dict[str, float]:
+        found = {name: self.procs.cpu(name) for name in self.names}
+        found["client"] = time.process_time()
+        return found
+
+    def delta(self) -> dict[str, float]:
+        after = self._read()
+        return {name: after[name] - self.before[name] for name in after}
+
+
+async def run_lanes(
+    count: int, concurrency: int, one: Callable[[int], Awaitable[None]], advance: Callable[[], None]
+) -> tuple[float, list[float]]:
+    """Run ``one(0..count-1)`` with ``concurrency`` lanes; (wall seconds, each item's seconds)."""
+    latencies: list[float] = []
+    todo = iter(range(count))
+
+    async def lane() -> None:
+        for index in todo:  # one iterator shared by every lane: each item runs once
+            began = time.perf_counter()
+            await one(index)
+            latencies.append(time.perf_counter() - began)
+            advance()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(max(1, min(concurrency, count)))))
+    return time.perf_counter() - began, latencies
+
+
+def billable_actions(events: Iterable[HistoryEvent]) -> Counter[str]:
+    """Temporal Cloud Actions that show in one workflow's history, by kind.
+
+    Following https://docs.temporal.io/cloud/actions: a workflow start (search attributes given
+    at the start are free), each activity scheduled and each retry of it (attempt - 1 on its
+    started event), each timer (including those of waits with a timeout), each signal, each
+    accepted update, each UpsertWorkflowSearchAttributes command (except one that sets only
+    TemporalChangeVersion), each workflow-options update, a child workflow start (2), local
+    activities (1 per workflow task that recorded markers), Nexus operations scheduled or
+    cancelled. Queries and heartbeats are Actions too but leave no event (this run sends none).
+    """
+    found: Counter[str] = Counter()
+    marker_tasks: set[int] = set()
+    for event in events:
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            found["workflow start"] += 1
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            found["activity"] += 1
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            retries = event.activity_task_started_event_attributes.attempt - 1
+            if retries > 0:
+                found["activity retry"] += retries
+        elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
+            found["timer"] += 1
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            found["signal"] += 1
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            found["update"] += 1
+        elif kind == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            if set(fields) != {"TemporalChangeVersion"}:
+                found["search attribute upsert"] += 1
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED:
+            found["workflow options update"] += 1
+        elif kind == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            found["child workflow start"] += 2
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker_tasks.add(event.marker_recorded_event_attributes.workflow_task_completed_event_id)
+        elif kind in (
+            EventType.EVENT_TYPE_NEXUS_OPERATION_SCHEDULED,
+            EventType.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUESTED,
+        ):
+            found["nexus operation"] += 1
+    if marker_tasks:
+        found["local activities"] += len(marker_tasks)
+    return found
+
+
+#: The steps of a workflow with one activity, as its history times them (idle runs, mean ms).
+STEPS = (
+    "server: start -> first workflow task handed to the worker",
+    "worker: first workflow task",
+    "server: activity task handed to a worker",
+    "worker: activity (the vendor call)",
+    "server: second workflow task handed to the worker",
+    "worker: second workflow task",
+    "history: first to last event",
+)
+
+
+def steps(events: list[HistoryEvent]) -> list[float] | None:
+    """Milliseconds of each of :data:`STEPS` in one history (None unless it has that shape)."""
+
+    def at(kind: EventType.ValueType) -> list[float]:
+        return [e.event_time.ToNanoseconds() / 1e6 for e in events if e.event_type == kind]
+
+    task_scheduled = at(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)
+    task_started = at(EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
+    task_completed = at(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    scheduled = at(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    started = at(EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+    completed = at(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+    if len(task_completed) != 2 or len(scheduled) != 1 or len(started) != 1 or len(completed) != 1:
+        return None
+    first, last = events[0].event_time.ToNanoseconds() / 1e6, events[-1].event_time.ToNanoseconds() / 1e6
+    return [
+        task_started[0] - first,
+        task_completed[0] - task_started[0],
+        started[0] - scheduled[0],
+        completed[0] - started[0],
+        task_started[1] - task_scheduled[1],
+        task_completed[1] - task_started[1],
+        last - first,
+    ]
+
+
+@dataclass
+class HistoryShape:
+    """Events and Actions per workflow over a sample of histories; the idle runs' steps."""
+
+    sampled: int = 0
+    events: float = 0.0
+    actions: float = 0.0
+    action_kinds: dict[str, float] = field(default_factory=dict)
+    event_kinds: dict[str, float] = field(default_factory=dict)
+    idle_steps_ms: dict[str, float] = field(default_factory=dict)
+
+
+async def history_shape(client: Client, workflow_ids: list[str], idle_ids: list[str]) -> HistoryShape:
+    events = 0
+    kinds: Counter[str] = Counter()
+    event_kinds: Counter[str] = Counter()
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        events += len(history.events)
+        kinds.update(billable_actions(history.events))
+        event_kinds.update(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events)
+    timed: list[list[float]] = []
+    for workflow_id in idle_ids:
+        found = steps(list((await client.get_workflow_handle(workflow_id).fetch_history()).events))
+        if found is not None:
+            timed.append(found)
+    n = max(len(workflow_ids), 1)
+    return HistoryShape(
+        sampled=len(workflow_ids),
+        events=events / n,
+        actions=sum(kinds.values()) / n,
+        action_kinds={k: v / n for k, v in sorted(kinds.items())},
+        event_kinds={k: v / n for k, v in sorted(event_kinds.items())},
+        idle_steps_ms=mean_steps(timed),
+    )
+
+
+def mean_steps(timed: list[list[float]]) -> dict[str, float]:
+    """The mean of each step over the histories that had the expected shape."""
+    if not timed:
+        return {}
+    return {name: sum(t[i] for t in timed) / len(timed) for i, name in enumerate(STEPS)}
+
+
+def sample(ids: list[str], size: int) -> list[str]:
+    """``size`` ids spread evenly over ``ids``."""
+    if size >= len(ids):
+        return list(ids)
+    step = len(ids) / size
+    return [ids[int(i * step)] for i in range(size)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The work
+# ---------------------------------------------------------------------------------------------
+
+
+def instruction(load: str, reference: str) -> PaymentInstruction:
+    """A happy Alvys customer payment: its load given, the amount it owes, USD."""
+    return PaymentInstruction(
+        source=Source.ALVYS_CUSTOMER, business_key=f"{load}-{reference}", target=Target.ALVYS_CUSTOMER_PAYMENT,
+        ids=TargetIds(load_number=load), amount=Money.of(AMOUNT), payment_date=PAYMENT_DATE,
+        reference_number=reference,
+    )  # fmt: skip
+
+
+def baseline_payment(load: str, reference: str) -> BaselinePayment:
+    return BaselinePayment(load_number=load, amount=float(AMOUNT), reference=reference)
+
+
+async def seed_loads(sandbox: httpx.AsyncClient, loads: list[str], progress: Progress) -> None:
+    """One Invoiced load per payment, owing exactly the payment (so it ends Paid)."""
+    task = progress.add_task("creating loads in the sandbox", total=len(loads))
+
+    async def one(index: int) -> None:
+        load = {
+            "LoadNumber": loads[index],
+            "Status": "Invoiced",
+            "Billable": {"Amount": AMOUNT, "Currency": 840},
+        }
+        (await sandbox.post("/_sandbox/alvys/loads", json=load)).raise_for_status()
+
+    await run_lanes(len(loads), 20, one, lambda: progress.advance(task))
+    progress.remove_task(task)
+
+
+async def vendor_calls(sandbox: httpx.AsyncClient) -> int:
+    """Alvys requests the sandbox received so far, the token endpoint left out."""
+    counts: dict[str, int] = (await sandbox.get("/_sandbox/alvys/requests")).json()
+    return sum(n for key, n in counts.items() if key != "oauth/token")
+
+
+@dataclass
+class Options:
+    """The flags of a run (see ``main``)."""
+
+    payments: int
+    concurrency: int
+    rounds: int
+    warmup: int
+    idle_payments: int
+    direct_calls: int
+    parked: int
+    rate_payments: int
+    time_scale: float
+    history_sample: int
+    parked_timeout: float
+    db_file: bool
+    results_dir: Path
+
+
+def load_number(kind: str, phase: str, n: int, tag: str) -> str:
+    return f"L-{kind}-{phase}-{tag}-{n}"
+
+
+def round_sizes(total: int, rounds: int) -> list[int]:
+    """``total`` split into ``rounds`` parts (the last takes the remainder)."""
+    rounds = max(1, min(rounds, total))
+    sizes = [total // rounds] * rounds
+    sizes[-1] += total - sum(sizes)
+    return sizes
+
+
+@dataclass
+class SideBySide:
+    """freightpay payments and bare workflows on one server and one sandbox, and what each cost."""
+
+    opts: Options
+    procs: Processes
+    sandbox: httpx.AsyncClient
+    sandbox_url: str
+    fp_client: Client
+    bl_client: Client
+    tag: str
+    fp: Costs = field(default_factory=Costs)
+    bl: Costs = field(default_factory=Costs)
+    direct: Costs = field(default_factory=Costs)
+    fp_idle: Latencies = field(default_factory=Latencies)
+    bl_idle: Latencies = field(default_factory=Latencies)
+    direct_idle: Latencies = field(default_factory=Latencies)
+    fp_ids: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    bl_ids: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def loads(self) -> list[str]:
+        """Every load the run pays, to be created in the sandbox first."""
+        o = self.opts
+        phases = (("warm", o.warmup), ("idle", o.idle_payments), ("run", o.payments))
+        found = [
+            load_number(k, p, n, self.tag) for k in ("FP", "BL") for p, count in phases for n in range(count)
+        ]
+        return found + [
+            load_number("DX", "run", n, self.tag) for n in range(o.idle_payments + o.direct_calls)
+        ]
+
+    async def freightpay(self, phase: str, n: int) -> None:
+        """One freightpay payment, start → Paid."""
+        order = instruction(load_number("FP", phase, n, self.tag), f"R-{phase}-{n}")
+        workflow_id = await start_payment(self.fp_client, order, task_queue=FP_QUEUE, policy=PaymentPolicy())
+        result = await payment_result(self.fp_client, workflow_id)
+        if result.status is not PaymentStatus.PAID:
+            self.fp.failures.append(f"{workflow_id}: {result.status.value} ({result.message})")
+        self.fp_ids[phase].append(workflow_id)
+
+    async def baseline(self, phase: str, n: int) -> None:
+        """One bare workflow, start → result."""
+        load = load_number("BL", phase, n, self.tag)
+        workflow_id = f"baseline-{load}"
+        payment = baseline_payment(load, f"R-{phase}-{n}")
+        handle = await self.bl_client.start_workflow(
+            BaselineWorkflow.run, payment, id=workflow_id, task_queue=BASELINE_QUEUE
+        )
+        answer = await handle.result()
+        if not bench_baseline.paid(answer):
+            self.bl.failures.append(f"{workflow_id}: {answer}")
+        self.bl_ids[phase].append(workflow_id)
+
+    async def warm_up(self, progress: Progress) -> None:
+        """Unmeasured payments first: imports, caches and connections are paid for here."""
+        task = progress.add_task("warm-up", total=2 * self.opts.warmup)
+        step = partial(progress.advance, task)
+        await run_lanes(self.opts.warmup, self.opts.concurrency, partial(self.freightpay, "warm"), step)
+        await run_lanes(self.opts.warmup, self.opts.concurrency, partial(self.baseline, "warm"), step)
+        progress.remove_task(task)
+
+    async def idle(self, progress: Progress) -> None:
+        """Latency with nothing else running: one payment at a time, alternating the two kinds."""
+        task = progress.add_task("idle latency, one at a time", total=2 * self.opts.idle_payments)
+        for n in range(self.opts.idle_payments):
+            for run, latencies in ((self.freightpay, self.fp_idle), (self.baseline, self.bl_idle)):
+                began = time.perf_counter()
+                await run("idle", n)
+                latencies.seconds.append(time.perf_counter() - began)
+                progress.advance(task)
+        progress.remove_task(task)
+
+    async def rounds(self, progress: Progress) -> None:
+        """Throughput: rounds of freightpay then baseline, ``concurrency`` in flight."""
+        sizes = round_sizes(self.opts.payments, self.opts.rounds)
+        kinds = (
+            ("freightpay", self.freightpay, self.fp, "worker"),
+            ("bare Temporal", self.baseline, self.bl, "baseline-worker"),
+        )
+        offset = 0
+        for number, size in enumerate(sizes, 1):
+            for name, run, costs, worker in kinds:
+                task = progress.add_task(f"round {number}/{len(sizes)}: {name}", total=size)
+                calls_before = await vendor_calls(self.sandbox)
+                meter = Meter(self.procs, [worker, "temporal"])
+                elapsed, latencies = await run_lanes(
+                    size,
+                    self.opts.concurrency,
+                    partial(shifted, run, offset),
+                    partial(progress.advance, task),
+                )
+                used = meter.delta()
+                costs.vendor_calls += await vendor_calls(self.sandbox) - calls_before
+                costs.count += size
+                costs.elapsed += elapsed
+                costs.latencies.seconds += latencies
+                costs.worker_cpu += used[worker]
+                costs.server_cpu += used["temporal"]
+                costs.client_cpu += used["client"]
+                progress.remove_task(task)
+            offset += size
+
+    async def floor(self, progress: Progress) -> None:
+        """The same vendor calls with plain asyncio + httpx: idle, then ``concurrency`` in flight."""
+        o = self.opts
+        async with bench_baseline.http_client() as http:
+            calls = AlvysCalls(http, self.sandbox_url)
+            await calls.token()
+            task = progress.add_task("direct httpx calls", total=o.idle_payments + o.direct_calls)
+
+            async def call(_phase: str, n: int) -> None:
+                load = load_number("DX", "run", n, self.tag)
+                answer = await calls.post_customer_payment(baseline_payment(load, f"R-DX-{n}"))
+                if not bench_baseline.paid(answer):
+                    self.direct.failures.append(f"{load}: {answer}")
+
+            for n in range(o.idle_payments):
+                began = time.perf_counter()
+                await call("idle", n)
+                self.direct_idle.seconds.append(time.perf_counter() - began)
+                progress.advance(task)
+            calls_before = await vendor_calls(self.sandbox)
+            meter = Meter(self.procs, [])
+            elapsed, latencies = await run_lanes(
+                o.direct_calls,
+                o.concurrency,
+                partial(shifted, call, o.idle_payments),
+                partial(progress.advance, task),
+            )
+            self.direct.count, self.direct.elapsed = o.direct_calls, elapsed
+            self.direct.latencies.seconds = latencies
+            self.direct.client_cpu = meter.delta()["client"]
+            self.direct.vendor_calls = await vendor_calls(self.sandbox) - calls_before
+            progress.remove_task(task)
+
+
+def shifted(run: Callable[[str, int], Awaitable[None]], offset: int, n: int) -> Awaitable[None]:
+    """``run("run", offset + n)``: the measured items of a round after those of earlier rounds."""
+    return run("run", offset + n)
+
+
+@dataclass
+class RateResult:
+    payments: int = 0
+    limit_per_minute: float = 0.0
+    budget_per_minute: float = 0.0
+    accepted: int = 0
+    postings_per_minute: float = 0.0
+    limit_use: float = 0.0
+    http_429: int = 0
+    blocks: int = 0
+    elapsed_s: float = 0.0
+    not_ended: int = 0
+    min_gap_s: float = 0.0
+    mean_gap_s: float = 0.0
+
+
+@dataclass
+class ParkedResult:
+    payments: int = 0
+    parked: int = 0
+    seconds: float = 0.0
+    rss_before_mb: float = 0.0
+    rss_parked_mb: float = 0.0
+    rss_peak_mb: float = 0.0
+    server_rss_mb: float = 0.0
+    worker_cpu_ms_per_payment: float = 0.0
+    server_cpu_ms_per_payment: float = 0.0
+    timed_out: bool = False
+
+
+def progress_bar() -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console, transient=True)
+
+
+def server_args(binary: str, port: int, folder: Path, db_file: bool) -> list[str]:
+    args = [binary, "server", "start-dev", "--headless", "--port", str(port), "--log-level", "error"]
+    if db_file:
+        args += ["--db-filename", str(folder / "bench.db")]
+    args += [a for name, kind in DEFINITIONS.items() for a in ("--search-attribute", f"{name}={kind}")]
+    args += [a for pair in ONE_PARTITION for a in ("--dynamic-config-value", pair)]
+    return args
+
+
+def worker_env(address: str, sandbox_url: str, queue: str, folder: Path, per_minute: float) -> dict[str, str]:
+    return {
+        "TEMPORAL_ADDRESS": address,
+        "FREIGHTPAY_SANDBOX_URL": sandbox_url,
+        "FREIGHTPAY_TASK_QUEUE": queue,
+        "FREIGHTPAY_DATA_DIR": str(folder),
+        "ALVYS_REQUESTS_PER_MINUTE": f"{per_minute:g}",
+        "ALVYS_READS_PER_MINUTE": f"{per_minute / 2:g}",
+        "FREIGHTPAY_TRACES": "off",
+        "FREIGHTPAY_METRICS_PORT": "0",
+    }
+
+
+async def bench(opts: Options, procs: Processes, folder: Path) -> dict[str, Any]:
+    """Every phase of the run, in order; the children are stopped by the caller."""
+    temporal_port, sandbox_port = free_port(), free_port()
+    address = f"127.0.0.1:{temporal_port}"
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    binary = shutil.which("temporal", path=str(Path(sys.executable).parent)) or "temporal"
+    procs.start("temporal", server_args(binary, temporal_port, folder, opts.db_file), {})
+    procs.start("sandbox", [sys.executable, "-m", "cli.main", "sandbox", "--port", str(sandbox_port)], {})
+    wait_port(temporal_port)
+    wait_port(sandbox_port)
+    procs.start(
+        "worker", [sys.executable, "worker.py"], worker_env(address, sandbox_url, FP_QUEUE, folder, 0)
+    )
+    baseline_args = ["--address", address, "--task-queue", BASELINE_QUEUE, "--sandbox-url", sandbox_url]
+    procs.start(
+        "baseline-worker", [sys.executable, "scripts/bench.py", "--baseline-worker", *baseline_args], {}
+    )
+    fp_client = await connect(address, pydantic=True)
+    bl_client = await connect(address, pydantic=False)
+    activity, wf = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+    posts = queue_name(FP_QUEUE, VendorQueue.ALVYS_CUSTOMER_PAYMENTS)
+    await wait_for_pollers(
+        fp_client, [(FP_QUEUE, wf), (posts, activity), (BASELINE_QUEUE, wf), (BASELINE_QUEUE, activity)]
+    )
+    tag = datetime.now(UTC).strftime("%H%M%S")
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as sandbox:
+        side = SideBySide(opts, procs, sandbox, sandbox_url, fp_client, bl_client, tag)
+        with progress_bar() as progress:
+            await seed_loads(sandbox, side.loads(), progress)
+            await side.warm_up(progress)
+            await side.idle(progress)
+            await side.rounds(progress)
+            await side.floor(progress)
+    with console.status("reading histories"):
+        fp_ids, bl_ids = side.fp_ids, side.bl_ids
+        fp_shape = await history_shape(fp_client, sample(fp_ids["run"], opts.history_sample), fp_ids["idle"])
+        bl_shape = await history_shape(bl_client, sample(bl_ids["run"], opts.history_sample), bl_ids["idle"])
+    procs.stop("baseline-worker")
+    rate = await rate_limited(opts, procs, folder, fp_client, address, tag)
+    parked = await park(opts, procs, fp_client, tag)
+    return report(opts, side, fp_shape, bl_shape, rate, parked, binary)
+
+
+async def rate_limited(
+    opts: Options, procs: Processes, folder: Path, client: Client, address: str, tag: str
+) -> RateResult:
+    """A second sandbox enforcing Alvys's published limits (time-scaled), a second worker keeping them."""
+    result = RateResult(payments=opts.rate_payments)
+    if opts.rate_payments <= 0:
+        return result
+    scale = opts.time_scale
+    result.limit_per_minute = ALVYS_PER_MINUTE * scale
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    limits = {"SANDBOX_RATE_LIMITS": "published", "SANDBOX_TIME_SCALE": f"{scale:g}"}
+    procs.start("sandbox-limited", [sys.executable, "-m", "cli.main", "sandbox", "--port", str(port)], limits)
+    wait_port(port)
+    env = worker_env(address, url, RL_QUEUE, folder, result.limit_per_minute)
+    procs.start("worker-limited", [sys.executable, "worker.py"], env)
+    posts = queue_name(RL_QUEUE, VendorQueue.ALVYS_CUSTOMER_PAYMENTS)
+    await wait_for_pollers(
+        client,
+        [(RL_QUEUE, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW), (posts, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)],
+    )
+    result.budget_per_minute = result.limit_per_minute * 0.95  # worker.RATE_MARGIN
+    orders = [instruction(f"L-RL-{tag}-{n}", f"R-RL-{n}") for n in range(opts.rate_payments)]
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as sandbox:
+            with progress_bar() as progress:
+                await seed_loads(sandbox, [o.ids.load_number or "" for o in orders], progress)
+                await asyncio.sleep(RATE_WARM_UP)
+                task = progress.add_task(
+                    f"rate-limited: {result.limit_per_minute:g} posts per real minute", total=len(orders)
+                )
+                began = time.perf_counter()
+                ids = await asyncio.gather(
+                    *(start_payment(client, o, task_queue=RL_QUEUE, policy=PaymentPolicy()) for o in orders)
+                )
+
+                async def finish(workflow_id: str) -> None:
+                    await payment_result(client, workflow_id)
+                    progress.advance(task)
+
+                seconds = 60 + 2 * len(orders) * 60 / result.budget_per_minute
+                _, pending = await asyncio.wait(
+                    [asyncio.create_task(finish(i)) for i in ids], timeout=seconds
+                )
+                for waiting in pending:
+                    waiting.cancel()
+                result.not_ended = len(pending)
+                result.elapsed_s = time.perf_counter() - began
+            rows = (await sandbox.get("/_sandbox/alvys/postings", params={"kind": "customer"})).json()
+            limits_now: dict[str, Any] = (await sandbox.get("/_sandbox/rate-limits")).json()
+    finally:
+        procs.stop("worker-limited")
+        procs.stop("sandbox-limited")
+    endpoints = limits_now["vendors"]["alvys"]["endpoints"]
+    result.accepted = int(endpoints.get("invoices/customer-payments", {}).get("accepted", 0))
+    result.http_429 = sum(int(e.get("rejected_429", 0)) for e in endpoints.values())
+    result.blocks = sum(int(e.get("blocks_started", 0)) for e in endpoints.values())
+    moments = sorted(datetime.fromisoformat(r["recorded_at"].replace("Z", "+00:00")) for r in rows)
+    if len(moments) >= 2:
+        span = (moments[-1] - moments[0]).total_seconds()
+        # n postings span n - 1 intervals: the sustained rate is (n - 1) over the span.
+        result.postings_per_minute = (len(moments) - 1) / span * 60 if span > 0 else 0.0
+        result.limit_use = result.postings_per_minute / result.limit_per_minute
+        gaps = [(b - a).total_seconds() for a, b in pairwise(moments)]
+        result.min_gap_s, result.mean_gap_s = min(gaps), span / len(gaps)
+    return result
+
+
+async def park(opts: Options, procs: Processes, client: Client, tag: str) -> ParkedResult:
+    """Payments to unknown loads (404 → NeedsReview): the worker's memory once all wait for a person."""
+    result = ParkedResult(payments=opts.parked)
+    if opts.parked <= 0:
+        return result
+    await asyncio.sleep(2)
+    result.rss_before_mb = procs.rss("worker")
+    query = 'PaymentStatus="NeedsReview" AND ExecutionStatus="Running"'
+    meter = Meter(procs, ["worker", "temporal"])
+    began = time.perf_counter()
+    with progress_bar() as progress:
+        started = progress.add_task("parking: started", total=opts.parked)
+        parked = progress.add_task("parking: in NeedsReview", total=opts.parked)
+
+        async def one(n: int) -> None:
+            order = instruction(f"L-NOPE-{tag}-{n}", f"R-NOPE-{n}")
+            await start_payment(client, order, task_queue=FP_QUEUE, policy=PaymentPolicy())
+
+        starting = asyncio.create_task(
+            run_lanes(opts.parked, opts.concurrency, one, lambda: progress.advance(started))
+        )
+        deadline = time.monotonic() + opts.parked_timeout
+        while True:
+            await asyncio.sleep(1)
+            result.parked = (await client.count_workflows(query)).count
+            result.rss_peak_mb = max(result.rss_peak_mb, procs.rss("worker"))
+            progress.update(parked, completed=result.parked)
+            if result.parked >= opts.parked and starting.done():
+                break
+            if time.monotonic() > deadline:
+                result.timed_out = True
+                starting.cancel()
+                break
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+    result.seconds = time.perf_counter() - began
+    used = meter.delta()
+    await asyncio.sleep(2)
+    result.rss_parked_mb = procs.rss("worker")
+    result.rss_peak_mb = max(result.rss_peak_mb, result.rss_parked_mb)
+    result.server_rss_mb = procs.rss("temporal")
+    result.worker_cpu_ms_per_payment = used["worker"] / opts.parked * 1000
+    result.server_cpu_ms_per_payment = used["temporal"] / opts.parked * 1000
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------------
+
+#: The targets of issue 6, each a check of the results.
+TARGETS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "throughput ratio >= 0.9": lambda r: r["ratio"] >= 0.9,
+    "idle p50 <= 150 ms": lambda r: r["freightpay"]["idle"]["p50_ms"] <= 150,
+    "1 vendor call per payment": lambda r: abs(r["calls_per_payment"] - 1) < 1e-9,
+    "actions per payment at the design's floor (4)": lambda r: r["actions_per_payment"] <= 4,
+    "limit use >= 0.95 with no 429": lambda r: round(r["limit_use"], 3) >= 0.95 and r["http_429"] == 0,
+    "worker RSS with 10,000 parked <= 300 MB": lambda r: 0 < r["rss_mb_10k_parked"] <= 300,
+}
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory_mb = 0.0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_mb = int(line.split()[1]) / 1024
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "memory_mb": round(memory_mb),
+        "platform": platform.platform(),
+    }
+
+
+def versions(binary: str) -> dict[str, str]:
+    try:
+        server = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        server = "unknown"
+    return {
+        "python": platform.python_version(),
+        "temporalio": package_version("temporalio"),
+        "temporal_cli": server,
+    }
+
+
+def costs_json(costs: Costs, idle: Latencies, shape: HistoryShape | None) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "count": costs.count,
+        "per_s": costs.per_second,
+        "elapsed_s": costs.elapsed,
+        **costs.latencies.summary(),
+        "idle": idle.summary(),
+        "worker_cpu_ms_per_payment": costs.per_item_ms(costs.worker_cpu),
+        "server_cpu_ms_per_payment": costs.per_item_ms(costs.server_cpu),
+        "client_cpu_ms_per_payment": costs.per_item_ms(costs.client_cpu),
+        "vendor_calls_per_payment": costs.vendor_calls / costs.count if costs.count else 0.0,
+        "failures": costs.failures[:20],
+        "failed": len(costs.failures),
+    }
+    if shape is not None:
+        found["history"] = asdict(shape)
+    return found
+
+
+def report(
+    opts: Options,
+    side: SideBySide,
+    fp_shape: HistoryShape,
+    bl_shape: HistoryShape,
+    rate: RateResult,
+    parked: ParkedResult,
+    binary: str,
+) -> dict[str, Any]:
+    """Everything measured, with the machine and the versions: what the JSON file holds."""
+    fp, bl = side.fp, side.bl
+    results: dict[str, Any] = {
+        "payments_per_s": fp.per_second,
+        "baseline_per_s": bl.per_second,
+        "ratio": fp.per_second / bl.per_second if bl.per_second else 0.0,
+        "p50_ratio": fp.latencies.ms(50) / bl.latencies.ms(50) if bl.latencies.seconds else 0.0,
+        "p50_ms": fp.latencies.ms(50),
+        "p99_ms": fp.latencies.ms(99),
+        "calls_per_payment": fp.vendor_calls / fp.count if fp.count else 0.0,
+        "actions_per_payment": fp_shape.actions,
+        "rss_mb_10k_parked": parked.rss_parked_mb,
+        "limit_use": rate.limit_use,
+        "http_429": rate.http_429,
+        "freightpay": costs_json(fp, side.fp_idle, fp_shape),
+        "baseline": costs_json(bl, side.bl_idle, bl_shape),
+        "direct": costs_json(side.direct, side.direct_idle, None),
+        "rate_limited": asdict(rate),
+        "parked": asdict(parked),
+    }
+    results["targets"] = {name: bool(check(results)) for name, check in TARGETS.items()}
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(binary),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+        "results": results,
+    }
+
+
+def line(results: dict[str, Any]) -> str:
+    r = results
+    return (
+        f"bench: payments_per_s={r['payments_per_s']:.1f} baseline_per_s={r['baseline_per_s']:.1f} "
+        f"ratio={r['ratio']:.2f} p50_ms={r['p50_ms']:.1f} p99_ms={r['p99_ms']:.1f} "
+        f"calls_per_payment={r['calls_per_payment']:.2f} actions_per_payment={r['actions_per_payment']:.1f} "
+        f"rss_mb_10k_parked={r['rss_mb_10k_parked']:.1f} limit_use={r['limit_use']:.3f} http_429={r['http_429']}"
+    )
+
+
+def ratio_text(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+def tables(run: dict[str, Any]) -> list[Table]:
+    """The run as rich tables: side by side, the idle steps, rate-limited and parked, the targets."""
+    r = run["results"]
+    fp, bl, dx = r["freightpay"], r["baseline"], r["direct"]
+    fh, bh = fp["history"], bl["history"]
+
+    title = f"freightpay vs bare Temporal vs direct calls ({fp['count']} each, {run['options']['concurrency']} in flight)"
+    main = Table(title=title)
+    main.add_column("")
+    for name in ("freightpay", "bare Temporal", "direct httpx", "freightpay / bare"):
+        main.add_column(name, justify="right")
+
+    def row(label: str, a: float, b: float, c: float | None, digits: int = 1, ratio: bool = True) -> None:
+        cells = [f"{a:.{digits}f}", f"{b:.{digits}f}", "-" if c is None else f"{c:.{digits}f}"]
+        main.add_row(label, *cells, ratio_text(a, b) if ratio else "")
+
+    row("throughput (payments/s)", fp["per_s"], bl["per_s"], dx["per_s"])
+    for q in ("p50_ms", "p95_ms", "p99_ms"):
+        row(f"latency {q[:3]} (ms)", fp[q], bl[q], dx[q])
+    for q in ("p50_ms", "p99_ms"):
+        row(f"idle latency {q[:3]} (ms)", fp["idle"][q], bl["idle"][q], dx["idle"][q])
+    row("worker CPU ms / payment", fp["worker_cpu_ms_per_payment"], bl["worker_cpu_ms_per_payment"], None, 2)
+    row("server CPU ms / payment", fp["server_cpu_ms_per_payment"], bl["server_cpu_ms_per_payment"], None, 2)
+    row(
+        "client CPU ms / payment",
+        fp["client_cpu_ms_per_payment"],
+        bl["client_cpu_ms_per_payment"],
+        dx["client_cpu_ms_per_payment"],
+        2,
+    )
+    row(
+        "vendor calls / payment",
+        fp["vendor_calls_per_payment"],
+        bl["vendor_calls_per_payment"],
+        dx["vendor_calls_per_payment"],
+        2,
+        False,
+    )
+    row("history events / payment", fh["events"], bh["events"], None)
+    row("billable actions / payment", fh["actions"], bh["actions"], None)
+    for kind in sorted(set(fh["action_kinds"]) | set(bh["action_kinds"])):
+        row(f"  {kind}", fh["action_kinds"].get(kind, 0.0), bh["action_kinds"].get(kind, 0.0), None, 1, False)
+
+    idle = Table(title="where an idle payment's time goes (mean ms, from the idle runs' histories)")
+    idle.add_column("step")
+    idle.add_column("freightpay", justify="right")
+    idle.add_column("bare Temporal", justify="right")
+    for name in STEPS:
+        idle.add_row(
+            name, f"{fh['idle_steps_ms'].get(name, 0.0):.1f}", f"{bh['idle_steps_ms'].get(name, 0.0):.1f}"
+        )
+    idle.add_row(
+        "client latency (mean, start call -> result)",
+        f"{fp['idle']['mean_ms']:.1f}",
+        f"{bl['idle']['mean_ms']:.1f}",
+    )
+
+    other = Table(title="rate-limited run and parked payments")
+    other.add_column("")
+    other.add_column("value", justify="right")
+    rl, pk = r["rate_limited"], r["parked"]
+    for label, value in (
+        ("rate-limited: payments", str(rl["payments"])),
+        ("  published limit (posts per real minute)", f"{rl['limit_per_minute']:g}"),
+        ("  worker's budget (95 %)", f"{rl['budget_per_minute']:.1f}"),
+        ("  postings accepted", str(rl["accepted"])),
+        ("  postings per minute", f"{rl['postings_per_minute']:.2f}"),
+        ("  limit use", f"{rl['limit_use']:.3f}"),
+        ("  429 answers / blocks", f"{rl['http_429']} / {rl['blocks']}"),
+        ("  gap between postings: least / mean (s)", f"{rl['min_gap_s']:.3f} / {rl['mean_gap_s']:.3f}"),
+        ("  elapsed (s)", f"{rl['elapsed_s']:.1f}"),
+        ("parked: payments in NeedsReview", f"{pk['parked']} of {pk['payments']}"),
+        ("  time to park them all (s)", f"{pk['seconds']:.1f}" + (" (timed out)" if pk["timed_out"] else "")),
+        (
+            "  worker RSS before / parked / peak (MB)",
+            f"{pk['rss_before_mb']:.1f} / {pk['rss_parked_mb']:.1f} / {pk['rss_peak_mb']:.1f}",
+        ),
+        ("  server RSS (MB)", f"{pk['server_rss_mb']:.1f}"),
+        (
+            "  worker / server CPU ms per parked payment",
+            f"{pk['worker_cpu_ms_per_payment']:.2f} / {pk['server_cpu_ms_per_payment']:.2f}",
+        ),
+    ):
+        other.add_row(label, value)
+
+    targets = Table(title="targets")
+    targets.add_column("target")
+    targets.add_column("met")
+    for name, met in r["targets"].items():
+        targets.add_row(name, "yes" if met else "NO")
+    return [main, idle, other, targets]
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """SIGTERM raises SystemExit here, so the ``finally`` that stops the children runs."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@app.command()
+def main(
+    payments: int = typer.Option(
+        1000, help="payments of each kind (freightpay, bare Temporal) in the throughput run"
+    ),
+    concurrency: int = typer.Option(50, help="payments in flight (lanes: start, await the result, next)"),
+    rounds: int = typer.Option(2, help="alternating rounds of freightpay and bare Temporal"),
+    warmup: int = typer.Option(20, help="unmeasured payments of each kind first"),
+    idle_payments: int = typer.Option(50, help="payments of each kind one at a time, for idle latency"),
+    direct_calls: int | None = typer.Option(None, help="direct httpx calls (default: --payments)"),
+    parked: int = typer.Option(10_000, help="payments parked in NeedsReview for the memory figure (0: skip)"),
+    rate_payments: int = typer.Option(60, help="payments in the rate-limited run (0: skip)"),
+    time_scale: float = typer.Option(
+        6, help="the rate-limited sandbox's time scale (limit: 10 x scale per minute)"
+    ),
+    history_sample: int = typer.Option(20, help="histories read of each kind for events and actions"),
+    parked_timeout: float = typer.Option(1800, help="seconds to wait for every parked payment"),
+    db_file: bool = typer.Option(
+        False, "--db-file", help="keep Temporal's state in an SQLite file (default: in memory)"
+    ),
+    results_dir: Path = typer.Option(ROOT / "bench" / "results", help="where the JSON result goes"),
+    baseline_worker: bool = typer.Option(False, "--baseline-worker", hidden=True),
+    address: str = typer.Option("", hidden=True),
+    task_queue: str = typer.Option(BASELINE_QUEUE, hidden=True),
+    sandbox_url: str = typer.Option("", hidden=True),
+) -> None:
+    """Benchmark freightpay against bare Temporal and direct calls; print a table and the ``bench:`` line."""
+    if baseline_worker:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(bench_baseline.serve(address, task_queue, sandbox_url))
+        return
+    opts = Options(
+        payments=payments, concurrency=concurrency, rounds=rounds, warmup=warmup, idle_payments=idle_payments,
+        direct_calls=payments if direct_calls is None else direct_calls, parked=parked,
+        rate_payments=rate_payments, time_scale=time_scale, history_sample=history_sample,
+        parked_timeout=parked_timeout, db_file=db_file, results_dir=results_dir,
+    )  # fmt: skip
+    folder = Path(tempfile.mkdtemp(prefix="freightpay-bench-"))
+    procs = Processes(folder)
+    console.print(
+        f"bench: {payments} payments of each kind at {concurrency} in flight, {parked} parked, "
+        f"{rate_payments} rate-limited; logs in {folder}"
+    )
+    began, load_before = time.monotonic(), os.getloadavg()
+    ok = False
+    try:
+        with terminate_as_exit():
+            run = asyncio.run(bench(opts, procs, folder))
+        ok = True
+    finally:
+        procs.stop_all()
+        if ok:
+            shutil.rmtree(folder, ignore_errors=True)
+    run["duration_s"] = round(time.monotonic() - began, 1)
+    # Other work on the machine skews every figure: the load averages say whether there was any.
+    run["machine"]["load_average_before"] = [round(x, 2) for x in load_before]
+    run["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    run["line"] = line(run["results"])
+    for table in tables(run):
+        console.print(table)
+    failed = sum(run["results"][k]["failed"] for k in ("freightpay", "baseline", "direct"))
+    if failed:
+        console.print(
+            f"[red]{failed} payments did not end Paid[/red]: {run['results']['freightpay']['failures'][:3]}"
+        )
+    if run["results"]["rate_limited"]["not_ended"]:
+        console.print(
+            f"[red]{run['results']['rate_limited']['not_ended']} rate-limited payments did not end[/red]"
+        )
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = results_dir / f"{stamp}.json"
+    path.write_text(json.dumps(run, indent=2) + "\n")
+    console.print(f"({timedelta(seconds=int(run['duration_s']))}; written to {path})")
+    print(run["line"], flush=True)
+    if failed or run["results"]["rate_limited"]["not_ended"]:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
