@@ -94,7 +94,8 @@ from models.state import PaymentStatus  # noqa: E402
 from models.steps import PaymentPolicy  # noqa: E402
 from workflows.search_attributes import DEFINITIONS  # noqa: E402
 
-console = Console(soft_wrap=True)
+#: Wide enough for the tables when the output goes to a file or a pipe (make bench | tee).
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 130)
 app = typer.Typer(add_completion=False)
 
 #: The freightpay worker's task queue (its vendor queues are ``bench-alvys-...``).
