@@ -126,8 +126,10 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+
+from sandbox.wire import DecimalJSONResponse, dumps_exact
 
 # --------------------------------------------------------------------------------------------------
 # Constants
@@ -183,26 +185,6 @@ class InvoiceStatus(StrEnum):
 # --------------------------------------------------------------------------------------------------
 # Wire helpers: exact-decimal JSON, OS1 error bodies
 # --------------------------------------------------------------------------------------------------
-
-
-def dumps_exact(value: Any) -> str:
-    """JSON text where a Decimal is written as its exact digits (208.00 stays 208.00)."""
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"not a JSON number: {value}")
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps_exact(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps_exact(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-
-class DecimalJSONResponse(JSONResponse):
-    """JSONResponse that renders Decimal amounts as exact JSON numbers (see :func:`dumps_exact`)."""
-
-    def render(self, content: Any) -> bytes:
-        return dumps_exact(content).encode("utf-8")
 
 
 def os1_error_response(
