@@ -58,7 +58,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandbox.wire import DecimalJSONResponse
+from sandbox.wire import DecimalJSONResponse, run_hooks
 
 # --------------------------------------------------------------------------------------------------
 # Published constants
@@ -1354,18 +1354,12 @@ class AlvysSandbox:
     async def dispatch(self, endpoint: str, request: Request, handler: Handler) -> Response:
         """Count the request, then run ``hooks`` around ``handler``; AlvysProblem -> ProblemDetails."""
         self.count_request(endpoint)
-        hooks = tuple(self.hooks)
         instance = request.url.path
 
-        async def run(index: int) -> Response:
-            try:
-                if index == len(hooks):
-                    return await handler(request)
-                return await hooks[index](endpoint, request, lambda: run(index + 1))
-            except AlvysProblem as problem:
-                return problem.to_response(instance)
+        def answer(error: Exception) -> Response | None:
+            return error.to_response(instance) if isinstance(error, AlvysProblem) else None
 
-        return await run(0)
+        return await run_hooks(tuple(self.hooks), endpoint, request, handler, answer)
 
 
 def _page(query: Mapping[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -129,7 +129,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandbox.wire import DecimalJSONResponse, dumps_exact
+from sandbox.wire import DecimalJSONResponse, dumps_exact, run_hooks
 
 # --------------------------------------------------------------------------------------------------
 # Constants
@@ -979,17 +979,11 @@ class TransportOneSandbox:
     async def dispatch(self, endpoint: str, request: Request, handler: Handler) -> Response:
         """Count the request, then run ``hooks`` around ``handler``; OS1Error -> OS1 error body."""
         self.count_request(endpoint)
-        hooks = tuple(self.hooks)
 
-        async def run(index: int) -> Response:
-            try:
-                if index == len(hooks):
-                    return await handler(request)
-                return await hooks[index](endpoint, request, lambda: run(index + 1))
-            except OS1Error as error:
-                return error.to_response()
+        def answer(error: Exception) -> Response | None:
+            return error.to_response() if isinstance(error, OS1Error) else None
 
-        return await run(0)
+        return await run_hooks(tuple(self.hooks), endpoint, request, handler, answer)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
 
 
 def dumps_exact(value: Any) -> str:
@@ -28,3 +29,30 @@ class DecimalJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return dumps_exact(content).encode("utf-8")
+
+
+async def run_hooks(
+    hooks: tuple[Callable[[str, Request, Callable[[], Awaitable[Response]]], Awaitable[Response]], ...],
+    endpoint: str,
+    request: Request,
+    handler: Callable[[Request], Awaitable[Response]],
+    answer_error: Callable[[Exception], Response | None],
+) -> Response:
+    """Run ``hooks`` (fault injection, rate limits) around ``handler``, outermost first.
+
+    ``answer_error`` turns the vendor's own error into its answer, or returns None for any
+    other exception, which then propagates.
+    """
+
+    async def run(index: int) -> Response:
+        try:
+            if index == len(hooks):
+                return await handler(request)
+            return await hooks[index](endpoint, request, lambda: run(index + 1))
+        except Exception as error:
+            answer = answer_error(error)
+            if answer is None:
+                raise
+            return answer
+
+    return await run(0)
