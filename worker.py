@@ -19,8 +19,10 @@ from temporalio.worker import Worker
 from activities.alvys import AlvysSteps
 from activities.pacing import Pacer
 from activities.payments import PaymentActivities
+from activities.relay import RelayActivities
 from activities.remittance import RemittanceActivities
 from activities.transportone import TransportOneSteps
+from config.relay import relay_keys
 from config.settings import Settings, get_settings
 from config.telemetry import TelemetrySettings, instrument_http_client, runtime_with_metrics, setup_tracing
 from config.temporal import connect, exit_process, missing_search_attributes
@@ -127,7 +129,10 @@ async def running_worker(
                 client,
                 task_queue=base,
                 workflows=[PaymentWorkflow, RemittanceWorkflow],
-                activities=[RemittanceActivities(settings.freightpay.data_dir).read_lines],
+                activities=[
+                    RemittanceActivities(settings.freightpay.data_dir).read_lines,
+                    RelayActivities(relay_keys(settings)).verify_callback,
+                ],
             )
         ]
         for queue, per_minute in budgets.items():

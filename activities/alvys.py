@@ -93,6 +93,18 @@ async def _read(call: Callable[[], Awaitable[_T]]) -> _T:
         raise
 
 
+def load_remaining(load: Load) -> Money | None:
+    """What is still open on a load, where its read tells it: invoiced (else the customer rate)
+    less what was paid; None when the read gives no billable amount."""
+    billable = load.invoiced_amount or load.customer_rate
+    if billable is None:
+        return None
+    paid = load.total_paid
+    if paid is None or paid.currency != billable.currency:
+        return billable
+    return billable - paid
+
+
 class AlvysSteps:
     """The Alvys side of each payment step, around one shared :class:`AlvysClient`."""
 
@@ -162,6 +174,7 @@ class AlvysSteps:
             ids=ids.model_copy(update={"load_number": loads[0].load_number}),
             found=True,
             target_status=loads[0].status,
+            remaining_balance=load_remaining(loads[0]),
         )
 
     async def _resolve_trip(self, instruction: PaymentInstruction) -> Resolution:
@@ -232,7 +245,11 @@ class AlvysSteps:
         load = next((x for x in loads if x.load_number == ids.load_number), None)
         if load is None:
             return PayableCheck(payable=False, found=False, reason=f"load {ids.load_number} not found")
-        return PayableCheck(payable=load.accepts_customer_payments, target_status=load.status)
+        return PayableCheck(
+            payable=load.accepts_customer_payments,
+            target_status=load.status,
+            remaining_balance=load_remaining(load),
+        )
 
     # -- post: the one write --------------------------------------------------------------
 

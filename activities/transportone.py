@@ -25,7 +25,9 @@ other 4xx (400/409/422..)  ``rejected``: NeedsReview; a 409 means this request i
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from models.state import VendorProblem
@@ -70,6 +72,14 @@ def classify(error: TransportOneProblem) -> PostOutcomeKind:
     return PostOutcomeKind.REJECTED
 
 
+def callback_url_for(base: str | None, workflow_id: str) -> str | None:
+    """The callback URL for one payment: it names the payment's workflow (``?payment=``), so the
+    ingress relays the callback to it whatever route started it (a remittance line included)."""
+    if not base:
+        return None
+    return f"{base}{'&' if '?' in base else '?'}{urlencode({'payment': workflow_id})}"
+
+
 class TransportOneSteps:
     """The TransportOne side of each payment step."""
 
@@ -95,11 +105,14 @@ class TransportOneSteps:
             payment_date=instruction.payment_date,
             reference_number=instruction.reference_number,
         )
+        # The payment's own workflow id (not one re-derived from the instruction): the request id
+        # must never change for a payment in flight, and the callback must find this workflow.
+        workflow_id = activity.info().workflow_id or instruction.workflow_id
         try:
             await self._client.record_payments(
                 [payment],
-                request_id=TransportOneClient.request_id_for(instruction.workflow_id),
-                callback_url=self._callback_url,
+                request_id=TransportOneClient.request_id_for(workflow_id),
+                callback_url=callback_url_for(self._callback_url, workflow_id),
             )
         except TransportOneResponseError:
             pass  # a 2xx we could not read: recorded as far as we can tell; the callback decides

@@ -1,9 +1,10 @@
-"""Settings from the environment (names fixed in PRODUCT.md), read with pydantic-settings.
+"""Settings from the environment, read with pydantic-settings.
 
-Unset vendor URLs mean the local sandbox (``FREIGHTPAY_SANDBOX_URL``, default
-http://127.0.0.1:8701), with the sandbox's demo credentials, so ``make run`` needs no
-configuration at all. Secrets are ``SecretStr``: they never print, and they are read
-by the worker's activities only; they never enter a workflow input or history.
+Their names are fixed (docs/requirements.md#environment-variables). Unset vendor URLs mean
+the local sandbox (``FREIGHTPAY_SANDBOX_URL``, default http://127.0.0.1:8701), with the
+sandbox's demo credentials, so ``make run`` needs no configuration at all. Secrets are
+``SecretStr``: they never print, and they are read by the worker's activities only; they
+never enter a workflow input or history.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ class FreightpaySettings(BaseSettings):
     #: Largest request bodies the ingress reads (JSON, and CSV remittance files).
     max_json_bytes: int = 1_048_576
     max_file_bytes: int = 20 * 1_048_576
+    #: ``FREIGHTPAY_RELAY_KEYS``: keys proving a callback came through the ingress (config/relay.py).
+    relay_keys: SecretStr | None = None
 
     def policy(self) -> PaymentPolicy:
         thresholds: dict[str, Decimal] = {}

@@ -70,6 +70,7 @@ async def register_search_attributes(client: Client, names: dict[str, str]) -> N
     kinds = {
         "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
         "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+        "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
     }
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(

@@ -25,10 +25,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.codec import codec_from_env
+from config.relay import relay_keys, sign
 from config.settings import Settings, get_settings
 from config.telemetry import TelemetrySettings, instrument_app, setup_tracing
 from config.temporal import connect
@@ -36,13 +37,14 @@ from ingress.codec import codec_router
 from intake import alvys as alvys_intake
 from intake import mycarrier as mycarrier_intake
 from intake import transportone as transportone_intake
-from intake.errors import FieldProblem, IntakeError
+from intake.errors import FieldProblem, IntakeError, PaymentConflicts
 from intake.options import IntakeOptions
 from intake.parse import load_json, parse_body
 from intake.start import start_payments, start_remittance
 from models.payment import Source, workflow_id_for
 from models.state import PaymentState
 from models.steps import CallbackReport
+from workflows.payment import PaymentWorkflow
 
 log = logging.getLogger("freightpay.ingress")
 PROBLEM = "application/problem+json"
@@ -62,11 +64,13 @@ class Problem(Exception):
         detail: str | None = None,
         errors: list[FieldProblem] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(title)
         self.status, self.title, self.detail = status, title, detail
         self.errors = errors or []
         self.headers = headers or {}
+        self.extra = extra or {}
 
     def response(self, instance: str) -> JSONResponse:
         body: dict[str, Any] = {"type": "about:blank", "title": self.title, "status": self.status}
@@ -75,6 +79,7 @@ class Problem(Exception):
         body["instance"] = instance
         if self.errors:
             body["errors"] = [{"field": e.field, "reason": e.reason} for e in self.errors]
+        body.update(self.extra)
         return JSONResponse(body, status_code=self.status, media_type=PROBLEM, headers=self.headers)
 
 
@@ -104,6 +109,38 @@ def unavailable(exc: BaseException) -> Problem:
         "Temporal is unavailable",
         "The payment was not accepted; nothing was started. Send it again later.",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def conflict(exc: PaymentConflicts) -> Problem:
+    """409: a repeat of accepted business keys with other facts; each differing field, both values."""
+    errors = [
+        FieldProblem(
+            f"{c.where}.{d.field}" if c.where else d.field,
+            f"differs from the payment accepted as {c.workflow_id}: accepted {d.accepted or '(none)'!r}, "
+            f"this one {d.new or '(none)'!r}",
+        )
+        for c in exc.conflicts
+        for d in c.differences
+    ]
+    return Problem(
+        409,
+        "A payment with this key was already accepted with other facts",
+        "Nothing was started and nothing changed. A repeat must be the same payment; "
+        "a different payment needs its own reference.",
+        errors=errors,
+        extra={
+            "conflicts": [
+                {
+                    "workflow_id": c.workflow_id,
+                    "where": c.where,
+                    "differences": [
+                        {"field": d.field, "accepted": d.accepted, "new": d.new} for d in c.differences
+                    ],
+                }
+                for c in exc.conflicts
+            ]
+        },
     )
 
 
@@ -160,6 +197,7 @@ def problem_doc(description: str) -> dict[str, Any]:
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: problem_doc("Malformed JSON"),
     401: problem_doc("Missing or wrong credentials"),
+    409: problem_doc("A repeat of an accepted payment's key with other facts; nothing was started"),
     413: problem_doc("Request body too large"),
     422: problem_doc("Invalid input: each field and the reason; nothing was started"),
     503: problem_doc("Temporal is unavailable; send again after Retry-After"),
@@ -194,6 +232,7 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
     queue = settings.freightpay.task_queue
     policy = settings.freightpay.policy()
     api_keys = [SecretStr(k) for k in settings.freightpay.api_key_list()]
+    relay = relay_keys(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -283,6 +322,8 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
             ids = await start_payments(
                 temporal, instructions, task_queue=queue, policy=policy, rpc_timeout=START_TIMEOUT
             )
+        except PaymentConflicts as exc:
+            raise conflict(exc) from None
         except (RPCError, RuntimeError, TimeoutError) as exc:
             raise unavailable(exc) from None
         return JSONResponse({"workflow_ids": ids}, status_code=202)
@@ -369,6 +410,8 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
                 data_dir=settings.freightpay.data_dir,
                 rpc_timeout=START_TIMEOUT,
             )
+        except PaymentConflicts as exc:
+            raise conflict(exc) from None
         except (RPCError, RuntimeError, TimeoutError) as exc:
             raise unavailable(exc) from None
         return JSONResponse({"workflow_ids": ids, "remittance_workflow_id": parent}, status_code=202)
@@ -392,19 +435,31 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
         },
         tags=["callbacks"],
     )
-    async def transportone_callback(request: Request) -> JSONResponse:
-        """TransportOne's payments callback, relayed to each payment's workflow as the ``vendor_callback`` signal."""
+    async def transportone_callback(request: Request, payment: str | None = None) -> JSONResponse:
+        """TransportOne's payments callback, relayed to the payment's workflow as the ``vendor_callback`` signal.
+
+        ``payment`` (the query parameter of the callback URL freightpay gave TransportOne) names
+        the payment's workflow; without it (payments posted before it was added) the workflow is
+        found from ``{invoiceNumber}-{paymentId}``. Each report carries the relay proof
+        (config/relay.py) the worker checks before the report counts.
+        """
         raw = await body_of(request, settings.freightpay.max_json_bytes)
         try:
-            reports = callback_reports(load_json(raw))
+            reports = callback_reports(load_json(raw), payment)
         except IntakeError as exc:
             raise refused(exc) from None
+        if not relay:
+            raise Problem(
+                503, "The callback relay has no key", "Set FREIGHTPAY_RELAY_KEYS (config/relay.py)."
+            )
         temporal = await gate.client()
         delivered: list[str] = []
         for workflow_id, report in reports:
             try:
                 await temporal.get_workflow_handle(workflow_id).signal(
-                    "vendor_callback", report, rpc_timeout=START_TIMEOUT
+                    PaymentWorkflow.vendor_callback,
+                    sign(relay[0], workflow_id, report),
+                    rpc_timeout=START_TIMEOUT,
                 )
                 delivered.append(workflow_id)
             except RPCError as exc:
@@ -423,15 +478,15 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
     async def payment_status(workflow_id: str) -> JSONResponse:
         """A payment's full state (the workflow's ``status`` query)."""
         temporal = await gate.client()
+        handle = temporal.get_workflow_handle(workflow_id)
         try:
-            state = await temporal.get_workflow_handle(workflow_id).query(
-                "status", result_type=PaymentState, rpc_timeout=START_TIMEOUT
-            )
+            description = await handle.describe(rpc_timeout=START_TIMEOUT)
+            state = await handle.query(PaymentWorkflow.status, rpc_timeout=START_TIMEOUT)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise Problem(404, f"No payment {workflow_id}") from None
             raise unavailable(exc) from None
-        return JSONResponse(state.model_dump(mode="json"))
+        return JSONResponse(payment_view(state, description.status))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -441,8 +496,26 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
     return app
 
 
-def callback_reports(body: Any) -> list[tuple[str, CallbackReport]]:
+def payment_view(state: PaymentState, execution: WorkflowExecutionStatus | None) -> dict[str, Any]:
+    """The status query's answer with Temporal's own execution status beside ``status``.
+
+    A closed workflow (completed, cancelled, terminated, timed out) takes no action, so none is
+    offered; a terminated one (which no code can intercept) keeps the ``PaymentStatus`` it had,
+    and ``execution_status`` says that Temporal closed it.
+    """
+    view = state.model_dump(mode="json")
+    running = execution is None or execution == WorkflowExecutionStatus.RUNNING
+    view["execution_status"] = execution.name.title().replace("_", "") if execution else "Unknown"
+    if not running:
+        view["next_actions"] = []
+    return view
+
+
+def callback_reports(body: Any, payment: str | None = None) -> list[tuple[str, CallbackReport]]:
     """TransportOne's callback body → (payment workflow id, report) pairs.
+
+    ``payment`` is the workflow id the callback URL named (every report is for it); without
+    it, each report's workflow id is derived from ``{invoiceNumber}-{paymentId}``.
 
     The body is not published by OS1; this reads the shape the sandbox sends (documented in
     sandbox/transportone.py): ``{"success", "data": {"payments": [{"paymentId",
@@ -455,12 +528,13 @@ def callback_reports(body: Any) -> list[tuple[str, CallbackReport]]:
         raise IntakeError([FieldProblem("data.payments", "must be a non-empty list")])
     found: list[tuple[str, CallbackReport]] = []
     problems: list[FieldProblem] = []
-    for index, payment in enumerate(payments):
-        if not isinstance(payment, dict) or not payment.get("paymentId") or not payment.get("invoiceNumber"):
+    named = payment
+    for index, entry in enumerate(payments):
+        if not isinstance(entry, dict) or not entry.get("paymentId") or not entry.get("invoiceNumber"):
             problems.append(FieldProblem(f"data.payments.{index}", "needs paymentId and invoiceNumber"))
             continue
 
-        def amount(key: str, item: dict[str, Any] = payment) -> Decimal | None:
+        def amount(key: str, item: dict[str, Any] = entry) -> Decimal | None:
             value = item.get(key)
             return (
                 Decimal(str(value))
@@ -468,8 +542,8 @@ def callback_reports(body: Any) -> list[tuple[str, CallbackReport]]:
                 else None
             )
 
-        workflow_id = workflow_id_for(
-            Source.TRANSPORTONE, f"{payment['invoiceNumber']}-{payment['paymentId']}"
+        workflow_id = named or workflow_id_for(
+            Source.TRANSPORTONE, f"{entry['invoiceNumber']}-{entry['paymentId']}"
         )
         found.append(
             (
@@ -478,7 +552,7 @@ def callback_reports(body: Any) -> list[tuple[str, CallbackReport]]:
                     success=bool(body.get("success", True)),
                     applied_amount=amount("appliedAmount"),
                     total_amount=amount("totalAmount"),
-                    invoice_status=payment.get("invoiceStatus"),
+                    invoice_status=entry.get("invoiceStatus"),
                     message=body.get("message"),
                 ),
             )

@@ -45,3 +45,41 @@ def problems_from(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
             message = "is not a known field"
         found.append(FieldProblem(_loc(error["loc"], prefix), message))
     return found
+
+
+@dataclass(frozen=True)
+class FieldDifference:
+    """One field on which a repeat differs from the payment accepted under the same key."""
+
+    field: str
+    accepted: str
+    new: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: accepted {self.accepted or '(none)'!r}, this one {self.new or '(none)'!r}"
+
+
+class PaymentConflict(ValueError):
+    """A repeat of an accepted business key with other payment facts: refused, nothing changed.
+
+    ``workflow_id`` is the payment already accepted under the key; ``differences`` name each
+    field that differs, with the accepted value and the new one. ``where`` says which part of
+    the input it was (``[1]``, ``line 7``), when the input held several payments.
+    """
+
+    def __init__(self, workflow_id: str, differences: Sequence[FieldDifference], where: str = "") -> None:
+        self.workflow_id = workflow_id
+        self.differences = list(differences)
+        self.where = where
+        fields = "; ".join(str(d) for d in self.differences)
+        super().__init__(
+            f"{where + ': ' if where else ''}{workflow_id} was already accepted with other facts ({fields})"
+        )
+
+
+class PaymentConflicts(ValueError):
+    """Every conflicting repeat found in one delivery (a body, a file); nothing of it was started."""
+
+    def __init__(self, conflicts: Sequence[PaymentConflict]) -> None:
+        self.conflicts = list(conflicts)
+        super().__init__("; ".join(str(c) for c in self.conflicts))

@@ -7,12 +7,12 @@ works on nothing else, so a new source never touches the workflow.
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from models import identity
 from models.money import Money
 
 
@@ -62,12 +62,17 @@ class TargetIds(BaseModel):
         return self.model_copy(update=other.model_dump(exclude_none=True))
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
 def workflow_id_for(source: Source, key: str) -> str:
-    """``payment-{source}-{key}``, the business id that makes repeated deliveries land on one workflow."""
-    return f"payment-{source.value}-{_UNSAFE.sub('_', key)}"
+    """``payment-{source}-{key}``, the business id that makes repeated deliveries land on one workflow.
+
+    The key is escaped by the one rule of :mod:`models.identity` (injective and reversible).
+    """
+    return identity.workflow_id("payment", source.value, key)
+
+
+def business_key_of(workflow_id: str, source: Source) -> str | None:
+    """The exact business key of a payment workflow id of ``source`` (None if it is not one)."""
+    return identity.key_from_workflow_id(workflow_id, "payment", source.value)
 
 
 def missing_ids(target: Target, ids: TargetIds) -> str | None:
@@ -88,6 +93,16 @@ def missing_ids(target: Target, ids: TargetIds) -> str | None:
     if target is Target.TRANSPORTONE_PAYMENT and not ids.invoice_number:
         return "a TransportOne payment needs an invoice number"
     return None
+
+
+#: A business key or reference longer than this is refused at intake (ids stay under Temporal's limit).
+MAX_KEY_LENGTH = 200
+
+
+def fingerprint_differences(accepted: dict[str, str], new: dict[str, str]) -> list[tuple[str, str, str]]:
+    """Each field whose value differs: ``(field, accepted value, new value)``, in field order."""
+    fields = list(accepted) + [f for f in new if f not in accepted]
+    return [(f, accepted.get(f, ""), new.get(f, "")) for f in fields if accepted.get(f, "") != new.get(f, "")]
 
 
 class PaymentInstruction(BaseModel):
@@ -124,7 +139,30 @@ class PaymentInstruction(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
+        if len(value) > MAX_KEY_LENGTH:
+            raise ValueError(f"is too long (at most {MAX_KEY_LENGTH} characters)")
         return value.strip()
+
+    def fingerprint(self) -> dict[str, str]:
+        """What would be posted, canonically: a repeat with the same key must match it exactly.
+
+        The fields that count: ``target``, each given target identifier (``ids.*``),
+        ``amount`` and ``currency``, ``payment_date``, ``method``, ``check_number`` and
+        ``reference_number``. Free text (``note``) and where the event came from
+        (``source_event_id``) do not count: a sender may reword a note on a resend.
+        """
+        found = {
+            "target": self.target.value,
+            "amount": str(self.amount.amount),
+            "currency": self.amount.currency,
+            "payment_date": self.payment_date.astimezone(UTC).isoformat(),
+            "method": self.method or "",
+            "check_number": self.check_number or "",
+            "reference_number": self.reference_number,
+        }
+        for name, value in self.ids.model_dump(exclude_none=True).items():
+            found[f"ids.{name}"] = value
+        return found
 
     @property
     def workflow_id(self) -> str:

@@ -13,7 +13,7 @@ from models.payment import PaymentInstruction, TargetIds
 
 
 class PaymentStatus(StrEnum):
-    """The ``PaymentStatus`` search attribute's values (PRODUCT.md, fixed interface)."""
+    """The ``PaymentStatus`` search attribute's values (fixed: docs/requirements.md#payment-status-values)."""
 
     RECEIVED = "Received"
     VALIDATING = "Validating"
@@ -169,6 +169,8 @@ class PaymentState(BaseModel):
     steps: list[StepRecord] = Field(default_factory=list)
     actions: list[OperatorAction] = Field(default_factory=list)
     payable_checks: int = 0
+    #: ``PaymentFlags``: facts a person should see beside the status (``Overpaid``).
+    flags: list[str] = Field(default_factory=list)
 
 
 class PaymentResult(BaseModel):
@@ -186,3 +188,4 @@ class PaymentResult(BaseModel):
     total_billable: Money | None = None
     currency_defaulted: bool = False
     posted: bool = False
+    flags: list[str] = Field(default_factory=list)

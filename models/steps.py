@@ -67,6 +67,8 @@ class PayableCheck(BaseModel):
 
     payable: bool
     target_status: str | None = None
+    #: What is still open on the target, where the read tells it (for the overpayment check).
+    remaining_balance: Money | None = None
     found: bool = True
     reason: str | None = None
     attempt: int = 1
@@ -134,6 +136,20 @@ class CallbackReport(BaseModel):
     #: The vendor's word on the whole invoice (TransportOne ``PAID`` / ``PARTIALLY_PAID``).
     invoice_status: str | None = None
     message: str | None = None
+    #: The ingress's proof that the report came through its authenticated callback route
+    #: (an HMAC, checked by the worker; config/relay.py). A report without a valid one is refused.
+    proof: str | None = None
+
+
+class CallbackCheck(BaseModel):
+    """``verify_callback``: is ``report`` a genuine relay for the payment ``workflow_id``?"""
+
+    workflow_id: str
+    report: CallbackReport
+
+
+class CallbackVerdict(BaseModel):
+    genuine: bool
 
 
 class RemittanceInput(BaseModel):

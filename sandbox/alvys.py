@@ -2,9 +2,10 @@
 
 Why it exists: Alvys can't be reached from here, yet freightpay must be tested against Alvys's real
 wire behaviour. Everything the simulator says follows Alvys's published OpenAPI document (the
-authority), then VENDORS.md and the seed captures: PascalCase bodies, .NET ProblemDetails errors,
-request schemas that forbid unknown fields, idempotency per (load|trip, ReferenceNumber), payable load
-statuses, trips turning ``Completed`` once covered, invoices following the payments on their loads.
+authority), then the vendor facts of docs/vendors.md (which also summarises the captured pages):
+PascalCase bodies, .NET ProblemDetails errors, request schemas that forbid unknown fields, idempotency
+per (load|trip, ReferenceNumber), payable load statuses, trips turning ``Completed`` once covered,
+invoices following the payments on their loads.
 
 Shapes that differ between the captures and the current contract are options, so clients can be
 tested against both: ``customer_payment_shape`` ("current" ``{Id, LoadNumber, Status, TotalPaid,

@@ -42,12 +42,12 @@ Faults (:class:`FaultSettings`; JSON ``{"seed": 7, "alvys": {...}, "transportone
 
 Rate limits (:class:`RateLimitSettings`; JSON ``{"mode": "off"|"published", "time_scale": 1,
 "vendors": {name: VendorRateLimits}}``; ``vendors`` replaces a vendor's published table)
-    Alvys publishes (VENDORS.md): every endpoint without its own rule, which includes both payment
-    POSTs, 10 requests per minute with "burst 1 in the first second", exceeding blocks the caller
-    for 3 minutes and answers 429 ``Retry-After: 60``; ``GET /invoices`` 5 per minute (3-minute
-    block); the three searches 10 per minute; global 10 requests/second per token and 50/second per
-    organization. TransportOne publishes none. The sandbox implements that as follows
-    (:data:`ALVYS_PUBLISHED_LIMITS`):
+    Alvys publishes (docs/vendors.md#alvys-rate-limits): every endpoint without its own rule, which
+    includes both payment POSTs, 10 requests per minute with "burst 1 in the first second",
+    exceeding blocks the caller for 3 minutes and answers 429 ``Retry-After: 60``; ``GET /invoices``
+    5 per minute (3-minute block); the three searches 10 per minute; global 10 requests/second per
+    token and 50/second per organization. TransportOne publishes none. The sandbox implements that
+    as follows (:data:`ALVYS_PUBLISHED_LIMITS`):
 
     - The caller is the client credential the token was issued to (a new token does not give a new
       budget); the organization is the whole sandbox. The token endpoint is exempt (it is a
@@ -297,8 +297,9 @@ def _minute_rule(limit: int, **extra: Any) -> RateRule:
     return RateRule(limit=limit, window_seconds=60, block_seconds=180, retry_after=60, **extra)
 
 
-#: Alvys's published limits (VENDORS.md), keyed by the sandbox's Alvys endpoint keys. ``GET /loads``
-#: and ``GET /trips`` (5 per minute) are not simulated endpoints, so they have no entry.
+#: Alvys's published limits (docs/vendors.md#alvys-rate-limits), keyed by the sandbox's Alvys
+#: endpoint keys. ``GET /loads`` and ``GET /trips`` (5 per minute) are not simulated endpoints,
+#: so they have no entry.
 ALVYS_PUBLISHED_LIMITS = VendorRateLimits(
     default=_minute_rule(10, burst=1, burst_window_seconds=1),
     endpoints={

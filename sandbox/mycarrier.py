@@ -2,7 +2,8 @@
 
 MyCarrier publishes no signing scheme: a subscription carries custom headers of the
 receiver's choice, so the sender puts the shared secret in ``X-Webhook-Secret``. By default
-it sends the ``invoice.payment`` sample of the vendor's page (seeds/003); ``fresh`` events
+it sends the ``invoice.payment`` sample of the vendor's page
+(docs/vendors.md#mycarrier-invoice-payment-webhook); ``fresh`` events
 are that sample with new ``RecordId``, ``Payments[].Id`` and ``TransactionId``, i.e. new
 payments for the same shipment.
 """

@@ -1,10 +1,11 @@
 """TransportOne (OS1 / CoreOS TMS) simulator: client-credentials auth, billing payments, callbacks.
 
 Why it exists: OS1 can't be reached from here, yet freightpay must be tested against its wire
-behaviour. What OS1 publishes (the payments page in ``seeds/004_*``, VENDORS.md) is followed
-exactly; what it does not publish is decided here, marked *(unpublished)*, and mirrored by the
-client (``vendors/transportone.py``). Like a real vendor, this module imports nothing of the
-project: stdlib, fastapi, pydantic and httpx only.
+behaviour. What OS1 publishes (its payments page and other OS1 pages, summarised in
+docs/vendors.md#transportone-os1) is followed exactly; what it does not publish is decided
+here, marked *(unpublished)*, and mirrored by the client (``vendors/transportone.py``). Like a
+real vendor, this module imports nothing of the project: stdlib, fastapi, pydantic and httpx
+only.
 
 Mounted at ``/transportone`` (API) and ``/_sandbox/transportone`` (controls, not part of OS1).
 

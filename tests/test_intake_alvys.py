@@ -1,4 +1,4 @@
-"""Alvys request bodies → payment instructions: the seeds' bodies, defaults, and clear refusals."""
+"""Alvys request bodies → payment instructions: the published examples, defaults, and clear refusals."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_more_decimals_than_the_currency_is_refused_naming_the_field() -> None:
 
 @given(st.decimals(min_value=Decimal("-1e12"), max_value=Decimal(0), places=2))
 def test_amount_must_be_greater_than_zero(amount: Decimal) -> None:
-    body = {**CUSTOMER, "Amount": {"Amount": str(amount), "Currency": 840}}
+    body = {**CUSTOMER, "Amount": {"Amount": float(amount), "Currency": 840}}  # a JSON number
     assert problems("alvys-customer-payment", body) == ["Amount.Amount: must be greater than zero"]
 
 
@@ -112,5 +112,6 @@ def test_malformed_json_and_unknown_source() -> None:
         parse_body("nope", b"{}")
 
 
-def test_workflow_ids_replace_unsafe_characters() -> None:
-    assert workflow_id_for(Source.REMITTANCE, "A/B 12#x") == "payment-remittance-A_B_12_x"
+def test_workflow_ids_escape_unsafe_characters_injectively() -> None:
+    assert workflow_id_for(Source.REMITTANCE, "A/B 12#x") == "payment-remittance-A~2FB~2012~23x"
+    assert workflow_id_for(Source.REMITTANCE, "A_B_12_x") == "payment-remittance-A_B_12_x"

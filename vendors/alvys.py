@@ -1,7 +1,8 @@
 """The Alvys TMS public API client: payments, invoices, load and trip search.
 
 Wire formats follow Alvys's published OpenAPI description (``vendor-specs/alvys-openapi.json``),
-which is the authority where it and the captured documentation pages differ (VENDORS.md).
+which is the authority where it and the captured documentation pages differ
+(docs/vendors.md#alvys-captured-pages-and-the-current-contract).
 
 What this module does, and why:
 
@@ -21,9 +22,12 @@ What this module does, and why:
   expires, fetched once for all concurrent callers, and refreshed once on a 401.
 * **Errors**: every non-2xx answer raises :class:`AlvysProblem` with the vendor's own
   ProblemDetails; a 2xx answer that cannot be read raises :class:`AlvysResponseError`.
-  Transport errors (``httpx.TransportError``, timeouts) propagate unchanged: the caller
-  (the activities) classifies them, because only it knows whether a lost answer to a POST
-  must be settled by a lookup before posting again.
+  Transport errors (``httpx.TransportError``, timeouts) propagate unchanged. The client
+  classifies nothing: the activities do (``activities/alvys.py``, ``classify``), turning a
+  problem into a fact (not payable, not found, rejected) or a retryable or non-retryable
+  Temporal error. A transport error fails the activity attempt and is retried by the
+  workflow's retry policy; a lost answer to a POST is settled by posting again with the same
+  ``ReferenceNumber``, on which Alvys is idempotent.
 
 What it deliberately does not do: retries (other than the one 401 refresh), rate limiting
 (Alvys limits are per organisation, so they are kept across all workers by the caller),

@@ -1,7 +1,7 @@
 """The TransportOne (OS1 / CoreOS TMS) client: record freight invoice payments.
 
-Wire contract, from the captured payments page (``seeds/004_*``) and VENDORS.md; where OS1
-publishes nothing, the choice made here is marked *(unpublished)* and the sandbox
+Wire contract, from OS1's payments page and other OS1 pages (docs/vendors.md#transportone-os1);
+where OS1 publishes nothing, the choice made here is marked *(unpublished)* and the sandbox
 (``sandbox/transportone.py``) answers the same way.
 
 * **Hosts**: sandbox ``https://{tenantId}.sandbox.getos1.com``, production
@@ -36,7 +36,8 @@ publishes nothing, the choice made here is marked *(unpublished)* and the sandbo
   ``Retry-After`` header in seconds, when sent); a 2xx answer that says ``"success": false``
   raises it too (its ``code`` then decides what it means). A 2xx answer that cannot be read
   raises :class:`TransportOneResponseError`: the payment was most likely recorded. Transport
-  errors (``httpx.TransportError``, timeouts) propagate unchanged; the caller classifies them.
+  errors (``httpx.TransportError``, timeouts) propagate unchanged. The activities
+  (``activities/transportone.py``, ``classify``) decide what each means for a payment.
 * **401**: on an API call, the token is dropped, a new one fetched, and the call sent once more
   with *the same* ``x-coreos-request-id`` (a 401 means OS1 processed nothing); a second 401 is
   raised.

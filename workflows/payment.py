@@ -13,6 +13,8 @@ same idempotent request, and the vendor records the payment once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +26,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.payments import PaymentActivities
+    from activities.relay import RelayActivities
     from models.money import Money
     from models.payment import PaymentInstruction, TargetIds
     from models.queues import queue_name, vendor_queue
@@ -43,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         VendorProblem,
     )
     from models.steps import (
+        CallbackCheck,
         CallbackReport,
         Confirmation,
         ConfirmRequest,
@@ -67,6 +71,11 @@ VENDOR_RETRY = RetryPolicy(
 CALL_TIMEOUT = timedelta(seconds=30)
 #: How long a step keeps retrying before a person is asked to look (NeedsReview).
 STEP_DEADLINE = timedelta(hours=1)
+#: Patch: relayed vendor callbacks are checked for the ingress's proof (a local activity) before
+#: they count. Histories recorded before it replay with the callback taken as it came.
+RELAY_PROOF_PATCH = "callback-relay-proof"
+#: The ``PaymentFlags`` value of a payment the vendor's totals show paid beyond what was billed.
+OVERPAID = "Overpaid"
 
 ACTIONS = ("approve", "retry", "cancel", "resolve")
 _I = TypeVar("_I")
@@ -99,7 +108,12 @@ class PaymentWorkflow:
         self._posted = False
         self._remaining_balance: Money | None = None
         self._confirmation: Confirmation | None = None
-        self._callback: CallbackReport | None = None
+        #: Callbacks relayed to the payment, checked in order while it waits for one.
+        self._callbacks: list[CallbackReport] = []
+        #: A post was sent and its outcome is not known (its answer never came): the vendor may
+        #: have recorded it, so nothing may say "nothing was posted".
+        self._post_in_doubt = False
+        self._flags: list[str] = []
         self._payable_checks = 0
         self._payable_since: datetime | None = None
         # What the search attributes show; the start set them for Received.
@@ -113,7 +127,64 @@ class PaymentWorkflow:
 
     @workflow.run
     async def run(self, input: PaymentInput) -> PaymentResult:
+        """The story, shielded from Temporal's own cancellation, which is taken or refused like
+        an operator's ``cancel``: a payment that posted nothing ends Cancelled (and the workflow
+        Canceled); a posted one keeps its state and the refusal is recorded."""
         self._set(PaymentStatus.RECEIVED, reason=f"received from {self._instruction.source.value}")
+        story = asyncio.ensure_future(self._story())
+        while True:
+            try:
+                return await asyncio.shield(story)
+            except asyncio.CancelledError:
+                if story.done() or not self._take_temporal_cancel():
+                    continue
+                story.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await story
+                self._pending = None
+                self._set(
+                    PaymentStatus.CANCELLED,
+                    reason="cancelled through Temporal (Request Cancellation); nothing was posted",
+                )
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                raise
+
+    def _take_temporal_cancel(self) -> bool:
+        """Whether a cancellation requested through Temporal can be taken now; recorded either way."""
+        refusal = self._cancel_refusal()
+        self._actions.append(
+            OperatorAction(
+                action="cancel",
+                at=workflow.now(),
+                operator="Temporal (Request Cancellation)",
+                accepted=refusal is None,
+                message=refusal or "cancelled; nothing was posted",
+            )
+        )
+        if refusal is not None:
+            workflow.logger.info(
+                "Refused Temporal's cancellation of %s: %s", workflow.info().workflow_id, refusal
+            )
+            workflow.set_current_details(self._details())
+        return refusal is None
+
+    def _cancel_refusal(self) -> str | None:
+        """Why the payment cannot be cancelled now (None: it can; nothing was or may have been posted)."""
+        if self._status.is_final:
+            return f"cannot cancel: the payment is already {self._status.value}"
+        if self._posted:
+            return (
+                "cannot cancel: the payment was already posted to the vendor; "
+                "use resolve once it is settled there"
+            )
+        if self._post_in_doubt or self._status in (PaymentStatus.POSTING, PaymentStatus.CONFIRMING):
+            return (
+                "cannot cancel: a post was sent and the vendor may have recorded it; "
+                "check the vendor, then resolve, or retry (the post is idempotent)"
+            )
+        return None
+
+    async def _story(self) -> PaymentResult:
         while not self._status.is_final:
             await self._process()
             if self._status.is_final:
@@ -144,7 +215,7 @@ class PaymentWorkflow:
         self._set(PaymentStatus.VALIDATING)
         problems = self._instruction.problems()
         if problems:
-            self._needs_review("; ".join(problems) + ". Retry with corrections, or cancel.")
+            self._needs_review(_sentence("; ".join(problems)) + ". Retry with corrections, or cancel.")
             return False
         if not self._instruction.needs_resolution():
             return True
@@ -162,7 +233,9 @@ class PaymentWorkflow:
             self._vendor_answer("resolve target", resolution.problem.text(), resolution.problem)
         if not resolution.found:
             candidates = f" Candidates: {', '.join(resolution.candidates)}." if resolution.candidates else ""
-            self._needs_review(f"{resolution.reason or 'target not found'}.{candidates}", resolution.problem)
+            self._needs_review(
+                f"{_sentence(resolution.reason or 'target not found')}.{candidates}", resolution.problem
+            )
             return False
         self._instruction = self._instruction.model_copy(update={"ids": resolution.ids})
         self._remaining_balance = resolution.remaining_balance
@@ -180,6 +253,11 @@ class PaymentWorkflow:
         remaining = self._remaining_balance
         if remaining is not None and remaining.currency == amount.currency and amount > remaining:
             reasons.append(f"{amount} is more than the remaining balance of {remaining} (overpayment)")
+        total = self._instruction.invoice_total
+        if total is not None and total.currency == amount.currency and amount > total:
+            reasons.append(
+                f"{amount} is more than the invoice total of {total} the sender gave (overpayment)"
+            )
         if not reasons or self._approved:
             return True
         self._set(
@@ -194,6 +272,7 @@ class PaymentWorkflow:
         while True:
             self._set(PaymentStatus.POSTING)
             step = self._begin_step("post")
+            self._post_in_doubt = True
             outcome = await self._activity(
                 PaymentActivities.post_payment,
                 PostRequest(instruction=self._instruction),
@@ -203,6 +282,7 @@ class PaymentWorkflow:
             )
             if outcome is None:
                 return None
+            self._post_in_doubt = False
             self._end_step(step, outcome.outcome.value, outcome.attempt)
             if outcome.outcome is PostOutcomeKind.RECORDED:
                 self._posted = True
@@ -213,10 +293,12 @@ class PaymentWorkflow:
             if outcome.outcome is PostOutcomeKind.NOT_PAYABLE:
                 if not await self._wait_until_payable(outcome):
                     return None
+                if not await self._approval():
+                    return None  # the load's read showed less open than this payment: held
                 continue
             self._needs_review(
                 f"{self._instruction.target.vendor} refused the payment"
-                f"{': ' + problem.text() if problem else ''}. Retry with corrections, resolve or cancel.",
+                f"{': ' + _sentence(problem.text()) if problem else ''}. Retry with corrections, resolve or cancel.",
                 problem,
             )
             return None
@@ -263,6 +345,8 @@ class PaymentWorkflow:
                 return False
             if check.payable:
                 self._vendor_answer("check payable", f"{self._target_label()} is {status}")
+                if check.remaining_balance is not None:
+                    self._remaining_balance = check.remaining_balance
                 return True
 
     async def _confirm(self, posted: PostOutcome) -> Confirmation | None:
@@ -298,7 +382,8 @@ class PaymentWorkflow:
         if not confirmation.confirmed:
             self._needs_review(
                 f"the post was answered but {self._instruction.target.vendor} does not show it: "
-                f"{confirmation.reason or 'no record of the reference'}. Check the vendor, then resolve or retry."
+                f"{_sentence(confirmation.reason or 'no record of the reference')}. "
+                "Check the vendor, then resolve or retry."
             )
             return None
         return confirmation
@@ -309,19 +394,13 @@ class PaymentWorkflow:
             waiting_for=f"{self._instruction.target.vendor}'s callback, until "
             f"{(workflow.now() + self._policy.callback_timeout):%Y-%m-%d %H:%M} UTC",
         )
-        try:
-            await workflow.wait_condition(
-                lambda: self._callback is not None, timeout=self._policy.callback_timeout
-            )
-        except TimeoutError:
+        report = await self._genuine_callback(workflow.now() + self._policy.callback_timeout)
+        if report is None:
             self._needs_review(
                 f"no callback from {self._instruction.target.vendor} within "
                 f"{_human(self._policy.callback_timeout)}. Check the vendor, then resolve or retry."
             )
             return None
-        report = self._callback
-        assert report is not None
-        self._callback = None
         currency = self._instruction.amount.currency
         applied = Money(amount=report.applied_amount, currency=currency) if report.applied_amount else None
         total = Money(amount=report.total_amount, currency=currency) if report.total_amount else None
@@ -345,10 +424,60 @@ class PaymentWorkflow:
             reason=report.message,
         )
 
+    async def _genuine_callback(self, deadline: datetime) -> CallbackReport | None:
+        """The first relayed callback that carries the ingress's proof, or None at ``deadline``.
+
+        A report without a valid proof (a ``vendor_callback`` sent by hand from the Web UI or
+        the CLI) is recorded as refused and changes nothing; the wait goes on.
+        """
+        while True:
+            left = deadline - workflow.now()
+            if left <= timedelta(0):
+                return None
+            try:
+                await workflow.wait_condition(lambda: bool(self._callbacks), timeout=left)
+            except TimeoutError:
+                return None
+            report = self._callbacks.pop(0)
+            if not workflow.patched(RELAY_PROOF_PATCH):
+                return report
+            verdict = await workflow.execute_local_activity_method(
+                RelayActivities.verify_callback,
+                CallbackCheck(workflow_id=workflow.info().workflow_id, report=report),
+                start_to_close_timeout=timedelta(seconds=10),
+                summary="Check the ingress's proof on a vendor callback",
+            )
+            if verdict.genuine:
+                return report
+            self._refuse_callback(
+                "it carries no valid proof that it came through the ingress's callback route"
+            )
+
+    def _refuse_callback(self, why: str) -> None:
+        self._actions.append(
+            OperatorAction(
+                action="vendor_callback",
+                at=workflow.now(),
+                accepted=False,
+                message=f"refused a vendor_callback: {why}; nothing changed",
+            )
+        )
+        workflow.set_current_details(self._details())
+
     def _mark_paid(self, confirmation: Confirmation) -> None:
         status = PaymentStatus.PAID if confirmation.fully_paid else PaymentStatus.PARTIALLY_PAID
         totals = ""
-        if confirmation.total_paid is not None and confirmation.total_billable is not None:
+        paid, billable = confirmation.total_paid, confirmation.total_billable
+        if (
+            paid is not None
+            and billable is not None
+            and paid.currency == billable.currency
+            and paid > billable
+        ):
+            # Known only from the post's answer: the payment stands, flagged for a person to look at.
+            self._flags.append(OVERPAID)
+            totals = f": {paid} of {billable} paid, overpaid by {paid - billable}"
+        elif confirmation.total_paid is not None and confirmation.total_billable is not None:
             totals = f": {confirmation.total_paid} of {confirmation.total_billable} paid"
         elif confirmation.target_status:
             totals = f": {self._target_label()} is {confirmation.target_status}"
@@ -376,12 +505,20 @@ class PaymentWorkflow:
             steps=self._steps,
             actions=self._actions,
             payable_checks=self._payable_checks,
+            flags=list(self._flags),
         )
 
-    @workflow.signal(name="vendor_callback")
+    @workflow.signal(
+        name="vendor_callback",
+        description="Internal: TransportOne's callback, relayed by the ingress with its proof. "
+        "Not for operators: one sent by hand is recorded as refused and changes nothing.",
+    )
     def vendor_callback(self, report: CallbackReport) -> None:
         """The vendor's callback about the posted payment (TransportOne), relayed by the ingress."""
-        self._callback = report
+        if self._status.is_final:
+            self._refuse_callback(f"the payment is already {self._status.value}")
+            return
+        self._callbacks.append(report)
 
     # Signals: fire-and-forget, so the Temporal UI can send them with an optional JSON body.
     # A signal that does not fit the state is recorded as refused and changes nothing.
@@ -459,6 +596,17 @@ class PaymentWorkflow:
                 "cannot cancel: the payment was already posted to the vendor; "
                 "use resolve once it is settled there"
             )
+        if isinstance(input, RetryInput) and self._posted and self._changes_ids(input):
+            return (
+                "cannot change the target: the payment was already posted to "
+                f"{self._target_label()}; correct it in {self._instruction.target.vendor}'s system, "
+                "then resolve"
+            )
+        if action == "cancel" and self._post_in_doubt:
+            return (
+                "cannot cancel: a post was sent and the vendor may have recorded it; "
+                "check the vendor, then resolve, or retry (the post is idempotent)"
+            )
         if isinstance(input, RetryInput) and input.amount is not None:
             if self._posted:
                 return "cannot correct the amount: the payment was already posted with this reference"
@@ -469,6 +617,10 @@ class PaymentWorkflow:
             except ValueError as exc:
                 return f"invalid amount: {exc}"
         return None
+
+    def _changes_ids(self, input: RetryInput) -> bool:
+        ids = self._instruction.ids
+        return ids.merged(input.corrected_ids()) != ids
 
     def _refuse_unless_allowed(self, action: str, input: OperatorInput | None) -> None:
         refusal = self._refusal(action, input)
@@ -593,7 +745,7 @@ class PaymentWorkflow:
             text = str(cause) if cause is not None else str(err)
             self._vendor_answer(summary, text)
             self._needs_review(
-                f"{self._instruction.target.vendor} could not be reached or refused service ({text}). "
+                f"{self._instruction.target.vendor} could not be reached or refused service ({_sentence(text)}). "
                 "Retry when it is back, or resolve."
             )
             return None
@@ -609,7 +761,9 @@ class PaymentWorkflow:
         indexed = (status, self._instruction.ids, self._instruction.amount)
         if indexed != self._indexed:
             self._indexed = indexed
-            workflow.upsert_search_attributes(search_attributes.updates(self._instruction, status))
+            workflow.upsert_search_attributes(
+                search_attributes.updates(self._instruction, status, flags=self._flags)
+            )
         workflow.set_current_details(self._details())
 
     def _needs_review(self, reason: str, problem: VendorProblem | None = None) -> None:
@@ -683,6 +837,7 @@ class PaymentWorkflow:
             total_billable=confirmation.total_billable if confirmation else None,
             currency_defaulted=self._instruction.currency_defaulted,
             posted=self._posted,
+            flags=list(self._flags),
         )
 
 
@@ -695,3 +850,8 @@ def _human(delta: timedelta) -> str:
     if seconds >= 60:
         return f"{seconds // 60} minutes"
     return f"{seconds} seconds"
+
+
+def _sentence(text: str) -> str:
+    """``text`` without its closing period, so that the caller's own period is the only one."""
+    return text.rstrip().rstrip(".")

@@ -1,4 +1,7 @@
-"""The search attributes every payment carries (PRODUCT.md, fixed names), for the Web UI and CLI."""
+"""The search attributes every payment carries, for the Web UI and CLI.
+
+Their names and types are fixed: docs/requirements.md#search-attributes.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ TRIP_ID = SearchAttributeKey.for_keyword("TripId")
 INVOICE_NUMBER = SearchAttributeKey.for_keyword("InvoiceNumber")
 PAYMENT_REFERENCE = SearchAttributeKey.for_keyword("PaymentReference")
 PAYMENT_AMOUNT = SearchAttributeKey.for_float("PaymentAmount")
+#: Facts beside the status a person should see (``Overpaid``; later ``Unreconciled``, ...).
+PAYMENT_FLAGS = SearchAttributeKey.for_keyword_list("PaymentFlags")
 
 ALL_KEYS = (
     PAYMENT_STATUS,
@@ -30,11 +35,13 @@ ALL_KEYS = (
     INVOICE_NUMBER,
     PAYMENT_REFERENCE,
     PAYMENT_AMOUNT,
+    PAYMENT_FLAGS,
 )
 
 #: Name -> Temporal type, for registering them (``temporal operator search-attribute create``).
 DEFINITIONS: dict[str, str] = {
-    key.name: ("Double" if key is PAYMENT_AMOUNT else "Keyword") for key in ALL_KEYS
+    key.name: {PAYMENT_AMOUNT.name: "Double", PAYMENT_FLAGS.name: "KeywordList"}.get(key.name, "Keyword")
+    for key in ALL_KEYS
 }
 
 
@@ -64,6 +71,15 @@ def typed(instruction: PaymentInstruction, status: PaymentStatus) -> TypedSearch
     return TypedSearchAttributes(payment_pairs(instruction, status))
 
 
-def updates(instruction: PaymentInstruction, status: PaymentStatus) -> list[SearchAttributeUpdate]:  # type: ignore[type-arg]
-    """The same values as upserts, for every change of state or of the resolved ids."""
-    return [pair.key.value_set(pair.value) for pair in payment_pairs(instruction, status)]
+def updates(
+    instruction: PaymentInstruction, status: PaymentStatus, flags: list[str] | None = None
+) -> list[SearchAttributeUpdate]:  # type: ignore[type-arg]
+    """The same values as upserts, for every change of state or of the resolved ids.
+
+    ``flags`` (``PaymentFlags``) are set only once there are any, so the upserts of payments
+    without flags are exactly what they were before the attribute existed.
+    """
+    found = [pair.key.value_set(pair.value) for pair in payment_pairs(instruction, status)]
+    if flags:
+        found.append(PAYMENT_FLAGS.value_set(list(flags)))
+    return found
