@@ -1,36 +1,76 @@
 """``python starter.py SOURCE FILE [--wait]``: start the payments in FILE, print their workflow ids.
 
-SOURCE is one of ``alvys-customer-payment``, ``alvys-carrier-payment`` (FILE holds the Alvys
-request body of seeds/, or a JSON array of them), ``transportone-payment`` (TransportOne's
-``{"data": {"payments": [...]}}`` body), ``mycarrier`` (an ``invoice.payment`` webhook body),
-``remittance`` (a CSV file; see intake/remittance.py). One workflow id per line; with
-``--wait``, then one JSON result per line. It uses the same intake as the HTTP ingress. Bad input
-prints what is wrong, field by field, starts nothing, and exits 2.
+SOURCE is one of ``alvys-customer-payment``, ``alvys-carrier-payment`` (FILE holds Alvys's own
+request body, docs/vendors.md#alvys-customer-payments, or a JSON array of them),
+``transportone-payment`` (TransportOne's ``{"data": {"payments": [...]}}`` body, e.g.
+examples/transportone-payment.json), ``mycarrier`` (an ``invoice.payment`` webhook body),
+``remittance`` (a CSV file; see intake/remittance.py). One workflow id per line. It uses the same
+intake, and the same size limits, as the HTTP ingress: a JSON body of at most
+``max_json_bytes`` (1 MiB), a remittance file of at most ``max_file_bytes`` (20 MiB), checked
+before the file is read.
+
+With ``--wait``, then one JSON line per payment, in the same order: its result when it ends
+(``PaymentResult``); or, when it parks waiting for a person (AwaitingApproval, NeedsReview,
+WaitingForPayable), ``{"workflow_id", "status", "waiting_for", "reason"}`` and the next payment
+is waited for (steer it with ``freightpay payments ...``); or, when Temporal closed it without a
+result (cancelled, terminated, timed out), ``{"workflow_id", "status", "execution_status"}``
+with its last PaymentStatus.
+
+Exit codes: 0 started (and, with ``--wait``, each payment reported, however it ended);
+2 bad input: what is wrong, field by field, or a file over the size limit, and nothing was
+started; 3 Temporal unreachable (or it refused the request); 5 refused: a repeat with other
+facts (a payment with the same business key was already accepted with different facts; one
+``conflict: ...`` line per payment, and nothing was started).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
 from temporalio.service import RPCError
 
 from config.settings import get_settings
-from config.temporal import connect
-from intake.errors import IntakeError
+from config.temporal import connect, execution_status_label
+from intake.errors import IntakeError, PaymentConflicts
 from intake.options import IntakeOptions
 from intake.parse import SOURCES, parse_body
-from intake.start import payment_result, start_payments, start_remittance
+from intake.start import start_payments, start_remittance
 from models.payment import PaymentInstruction
+from models.state import PaymentResult, PaymentState, PaymentStatus
 from models.steps import RemittanceProgress
+from workflows import search_attributes as sa
 
 app = typer.Typer(add_completion=False, help=__doc__)
+
+EXIT_INPUT, EXIT_UNREACHABLE, EXIT_CONFLICT = 2, 3, 5
+
+#: The states in which a payment waits for a person: ``--wait`` reports them and goes on.
+PARKED = frozenset(
+    s
+    for s in PaymentStatus
+    if s.value in {"AwaitingApproval", "NeedsReview", "WaitingForPayable", "WaitingForVendor"}
+)
+#: How often ``--wait`` asks a running payment for its ``status``.
+POLL_SECONDS = 0.5
+_QUERY_TIMEOUT = timedelta(seconds=5)
+RUNNING = WorkflowExecutionStatus.RUNNING
 
 
 async def _run(
@@ -54,8 +94,49 @@ async def _run(
             # Lines become payments as the file's workflow reaches them: wait for it first.
             await _follow_remittance(client, parent, len(ids))
         for workflow_id in ids:
-            result = await payment_result(client, workflow_id)
-            print(result.model_dump_json(), flush=True)
+            print(await outcome(client, workflow_id), flush=True)
+
+
+async def outcome(client: Client, workflow_id: str, poll_seconds: float = POLL_SECONDS) -> str:
+    """One JSON line for a payment: its result, where it parked for a person, or how Temporal closed it."""
+    handle: WorkflowHandle[Any, PaymentResult] = client.get_workflow_handle(
+        workflow_id, result_type=PaymentResult
+    )
+    done = asyncio.ensure_future(handle.result())
+    try:
+        while True:
+            finished, _ = await asyncio.wait([done], timeout=poll_seconds)
+            if finished:
+                break
+            # Not picked up by a worker yet, or closing right now: ask again at the next poll.
+            with contextlib.suppress(RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+                state: PaymentState = await handle.query(
+                    "status", result_type=PaymentState, rpc_timeout=_QUERY_TIMEOUT
+                )
+                # A closed workflow answers queries too (a terminated one with its last state).
+                if state.status in PARKED and (await handle.describe()).status == RUNNING:
+                    return json.dumps(
+                        {
+                            "workflow_id": workflow_id,
+                            "status": state.status.value,
+                            "waiting_for": state.waiting_for,
+                            "reason": state.reason,
+                        }
+                    )
+        result = done.result()
+    except WorkflowFailureError:
+        # Cancelled, terminated or timed out by Temporal: no result; say how, and the last state.
+        description = await handle.describe()
+        return json.dumps(
+            {
+                "workflow_id": workflow_id,
+                "status": description.typed_search_attributes.get(sa.PAYMENT_STATUS),
+                "execution_status": execution_status_label(description.status),
+            }
+        )
+    finally:
+        done.cancel()  # only if we moved on while it still runs
+    return result.model_dump_json()
 
 
 async def _follow_remittance(client: Client, workflow_id: str, total: int) -> None:
@@ -66,20 +147,54 @@ async def _follow_remittance(client: Client, workflow_id: str, total: int) -> No
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("payments ended", total=total)
         while not done.done():
-            with contextlib.suppress(RPCError):
+            with contextlib.suppress(RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
                 state = await handle.query("progress", result_type=RemittanceProgress)
                 progress.update(task, completed=state.finished)
             await asyncio.wait([done], timeout=0.5)
-    done.result()
+    try:
+        done.result()
+    except WorkflowFailureError as exc:
+        print(f"remittance workflow {workflow_id} ended without a result: {exc}", file=sys.stderr, flush=True)
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _size_problem(source: str, file: Path) -> str | None:
+    """Why FILE is too big to be read (the ingress's limits), or None."""
+    limits = get_settings().freightpay
+    limit, kind = (
+        (limits.max_file_bytes, "a remittance file")
+        if source == "remittance"
+        else (limits.max_json_bytes, "a JSON body")
+    )
+    size = file.stat().st_size
+    if size <= limit:
+        return None
+    return f"{file}: {size:,} bytes is over the limit of {limit:,} bytes for {kind}; nothing was started"
+
+
+def conflict_lines(conflicts: PaymentConflicts) -> list[str]:
+    """One ``conflict: ...`` line per payment refused as a repeat with other facts."""
+    return [
+        f"conflict: {c.where + ': ' if c.where else ''}{c.workflow_id} already accepted with other facts: "
+        + "; ".join(str(d) for d in c.differences)
+        for c in conflicts.conflicts
+    ]
 
 
 @app.command()
 def main(
     source: str = typer.Argument(..., help=f"one of: {', '.join(SOURCES)}"),
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
-    wait: bool = typer.Option(False, "--wait", help="wait for each payment to end and print its result"),
+    wait: bool = typer.Option(False, "--wait", help="wait for each payment to end (or park) and report it"),
 ) -> None:
     """Start the payments in FILE."""
+    too_big = _size_problem(source, file)
+    if too_big:
+        typer.echo(too_big, err=True)
+        raise typer.Exit(EXIT_INPUT)
     try:
         raw = file.read_bytes()
         instructions = parse_body(source, raw, IntakeOptions())
@@ -88,12 +203,20 @@ def main(
         typer.echo(f"{file}: {exc.title}; nothing was started:", err=True)
         for problem in exc.problems:
             typer.echo(f"  {problem}", err=True)
-        raise typer.Exit(2) from None
-    except RuntimeError as exc:
-        if "connect" in str(exc).lower():
-            typer.echo(f"cannot reach Temporal: {exc}", err=True)
-            raise typer.Exit(3) from None
+        raise typer.Exit(EXIT_INPUT) from None
+    except PaymentConflicts as exc:
+        for line in conflict_lines(exc):
+            typer.echo(line, err=True)
+        typer.echo(f"{file}: refused: a repeat with other facts; nothing was started", err=True)
+        raise typer.Exit(EXIT_CONFLICT) from None
+    except RPCError as exc:
+        typer.echo(f"Temporal refused the request ({exc.status.name}): {_one_line(exc.message)}", err=True)
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    except typer.Exit:
         raise
+    except RuntimeError as exc:  # the SDK's "Failed client connect: ..." and other transport trouble
+        typer.echo(f"cannot reach Temporal: {_one_line(exc)}", err=True)
+        raise typer.Exit(EXIT_UNREACHABLE) from None
 
 
 if __name__ == "__main__":

@@ -124,13 +124,15 @@ async def running_worker(
             {queue_name(base, q): 60 / (rpm * RATE_MARGIN) for q, rpm in budgets.items() if rpm > 0}
         )
         activities = payment_activities(settings, http, alvys, pacer).all()
+        remittance = RemittanceActivities(settings.freightpay.data_dir)
         workers = [
             Worker(
                 client,
                 task_queue=base,
                 workflows=[PaymentWorkflow, RemittanceWorkflow],
                 activities=[
-                    RemittanceActivities(settings.freightpay.data_dir).read_lines,
+                    remittance.read_lines,
+                    remittance.compare_with_accepted,
                     RelayActivities(relay_keys(settings)).verify_callback,
                 ],
             )

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from intake.files import stored_path
 from intake.remittance import parse_line_range
 from models.payment import PaymentInstruction
-from models.steps import RemittanceBatchRequest
+from models.steps import RemittanceBatchRequest, RepeatCheck
 
 
 class RemittanceActivities:
@@ -32,3 +32,16 @@ class RemittanceActivities:
                 type="RemittanceFileMissing",
             ) from None
         return parse_line_range(raw, request.start, request.count)
+
+    @activity.defn(name="compare_with_accepted")
+    async def compare_with_accepted(self, instruction: PaymentInstruction) -> RepeatCheck:
+        """How a line differs from the payment already accepted under its key (empty: the same).
+
+        For a line whose key was taken after the file was accepted (by another delivery, in
+        the window before the file's workflow reached the line): the file then records it
+        as a conflict instead of dropping it.
+        """
+        from intake.start import repeat_conflict
+
+        conflict = await repeat_conflict(activity.client(), instruction)
+        return RepeatCheck(differences=[str(d) for d in conflict.differences] if conflict else [])

@@ -1,7 +1,13 @@
 """``freightpay payments ...``: the operator's commands, over Temporal visibility, queries and updates.
 
 Exit codes, for scripts: 0 done; 1 refused by the payment (the message says why); 2 bad
-input; 3 Temporal unreachable; 4 no such payment.
+input; 3 Temporal unreachable; 4 no such payment; 5 refused by ``submit``: a repeat with other
+facts (a payment with the same business key was already accepted with different facts; nothing
+was started).
+
+``list`` and ``show`` give Temporal's own execution status (Running, Completed, Canceled,
+Terminated, ...) beside the PaymentStatus: a payment terminated in Temporal keeps the
+PaymentStatus it last had (no code runs at a termination), and a closed one offers no actions.
 """
 
 from __future__ import annotations
@@ -17,10 +23,15 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
-from config.temporal import connect
+from config.temporal import connect, execution_status_label
 from models.state import (
     ActionAnswer,
     ApproveInput,
@@ -38,7 +49,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find, inspec
 console = Console()
 err = Console(stderr=True)
 
-EXIT_REFUSED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_NOT_FOUND = 1, 2, 3, 4
+EXIT_REFUSED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_NOT_FOUND, EXIT_CONFLICT = 1, 2, 3, 4, 5
 _T = TypeVar("_T")
 
 
@@ -58,8 +69,17 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def execution_status(status: WorkflowExecutionStatus | None) -> str:
+    """Temporal's execution status for a person: ``Running``, ``Completed``, ``Terminated``, ..."""
+    return execution_status_label(status) if status else ""
+
+
 def visibility_query(
-    status: str | None, load: str | None, source: str | None, trip: str | None = None
+    status: str | None,
+    load: str | None,
+    source: str | None,
+    trip: str | None = None,
+    flag: str | None = None,
 ) -> str:
     """The List Filter for the options given (the same text works in the Web UI's filter box)."""
     parts = ["WorkflowType = 'PaymentWorkflow'"]
@@ -75,7 +95,28 @@ def visibility_query(
         parts.append(f"TripId = {_quote(trip)}")
     if source:
         parts.append(f"PaymentSource = {_quote(source)}")
+    if flag:
+        parts.append(f"{sa.PAYMENT_FLAGS.name} = {_quote(flag)}")
     return " AND ".join(parts)
+
+
+def _row(execution: WorkflowExecution) -> dict[str, Any]:
+    """One payment of the list, from its visibility record."""
+    attrs = execution.typed_search_attributes
+    return {
+        "workflow_id": execution.id,
+        "status": attrs.get(sa.PAYMENT_STATUS) or "",
+        "execution_status": execution_status(execution.status),
+        "source": attrs.get(sa.PAYMENT_SOURCE) or "",
+        "target": attrs.get(sa.PAYMENT_TARGET) or "",
+        "load": attrs.get(sa.LOAD_NUMBER) or "",
+        "trip": attrs.get(sa.TRIP_ID) or "",
+        "invoice": attrs.get(sa.INVOICE_NUMBER) or "",
+        "reference": attrs.get(sa.PAYMENT_REFERENCE) or "",
+        "amount": attrs.get(sa.PAYMENT_AMOUNT),
+        "started": execution.start_time.isoformat() if execution.start_time else "",
+        "flags": list(attrs.get(sa.PAYMENT_FLAGS) or []),
+    }
 
 
 @app.command("list")
@@ -84,30 +125,24 @@ def list_payments(
     load: str | None = typer.Option(None, "--load", help="Alvys load number"),
     trip: str | None = typer.Option(None, "--trip", help="Alvys trip id"),
     source: str | None = typer.Option(None, "--source", help="alvys-customer, alvys-carrier, mycarrier, ..."),
+    flag: str | None = typer.Option(None, "--flag", help="payments carrying this flag (PaymentFlags)"),
     limit: int = typer.Option(50, "--limit", min=1, max=10000),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per line instead of a table"),
 ) -> None:
     """List payments from Temporal visibility, newest first."""
-    query = visibility_query(status, load, source, trip)
+    query = visibility_query(status, load, source, trip, flag)
 
     async def work(client: Client) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        async for execution in client.list_workflows(query, limit=limit):
-            attrs = execution.typed_search_attributes
-            rows.append(
-                {
-                    "workflow_id": execution.id,
-                    "status": attrs.get(sa.PAYMENT_STATUS) or "",
-                    "source": attrs.get(sa.PAYMENT_SOURCE) or "",
-                    "target": attrs.get(sa.PAYMENT_TARGET) or "",
-                    "load": attrs.get(sa.LOAD_NUMBER) or "",
-                    "trip": attrs.get(sa.TRIP_ID) or "",
-                    "invoice": attrs.get(sa.INVOICE_NUMBER) or "",
-                    "reference": attrs.get(sa.PAYMENT_REFERENCE) or "",
-                    "amount": attrs.get(sa.PAYMENT_AMOUNT),
-                    "started": execution.start_time.isoformat() if execution.start_time else "",
-                }
-            )
+        try:
+            async for execution in client.list_workflows(query, limit=limit):
+                rows.append(_row(execution))
+        except RPCError as exc:
+            # e.g. a namespace without PaymentFlags registered
+            if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+                err.print(f"[red]Temporal refused the filter[/] {query}: {exc.message}")
+                raise typer.Exit(EXIT_INPUT) from None
+            raise
         return rows
 
     rows = _run(work)
@@ -119,6 +154,7 @@ def list_payments(
     for column in (
         "workflow id",
         "status",
+        "temporal",
         "amount",
         "target",
         "load / trip / invoice",
@@ -132,6 +168,7 @@ def list_payments(
         table.add_row(
             row["workflow_id"],
             row["status"],
+            row["execution_status"],
             amount,
             row["target"],
             where,
@@ -153,10 +190,37 @@ async def _state(client: Client, workflow_id: str) -> PaymentState:
         raise
 
 
-def render(state: PaymentState) -> None:
-    """The status query, for a person."""
-    console.print(f"[bold]{state.workflow_id}[/]  [bold cyan]{state.status.value}[/]")
+async def _execution(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
+    """Temporal's own status of the payment's workflow (Running, Completed, Terminated, ...)."""
+    try:
+        return (await client.get_workflow_handle(workflow_id).describe()).status
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            err.print(f"[red]no payment {workflow_id}[/]")
+            raise typer.Exit(EXIT_NOT_FOUND) from None
+        raise
+
+
+#: Closed by Temporal itself, not by the payment's own code: the PaymentStatus is the last it had.
+CLOSED_BY_TEMPORAL = {
+    WorkflowExecutionStatus.TERMINATED,
+    WorkflowExecutionStatus.CANCELED,
+    WorkflowExecutionStatus.TIMED_OUT,
+    WorkflowExecutionStatus.FAILED,
+}
+
+
+def render(state: PaymentState, execution: WorkflowExecutionStatus | None = None) -> None:
+    """The status query, for a person (with Temporal's execution status, when given)."""
+    temporal = f"  (Temporal: {execution_status(execution)})" if execution else ""
+    console.print(f"[bold]{state.workflow_id}[/]  [bold cyan]{state.status.value}[/]{temporal}")
     console.print(f"  {state.summary}")
+    closed = execution is not None and execution != WorkflowExecutionStatus.RUNNING
+    if execution in CLOSED_BY_TEMPORAL:
+        console.print(
+            f"  [bold red]closed by Temporal: {execution_status(execution)}[/] "
+            f"(the payment status is the last it had; nothing more will happen to it)"
+        )
     if state.waiting_for:
         console.print(f"  waiting for: {state.waiting_for}")
     if state.reason:
@@ -167,7 +231,7 @@ def render(state: PaymentState) -> None:
         )
     if state.total_paid is not None and state.total_billable is not None:
         console.print(f"  paid {state.total_paid} of {state.total_billable}")
-    if state.next_actions:
+    if state.next_actions and not closed:
         console.print(f"  you can: {', '.join(state.next_actions)}")
     steps = Table(title="steps", title_justify="left")
     for column in ("step", "started", "finished", "outcome", "attempts"):
@@ -203,11 +267,20 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="the status query as JSON"),
 ) -> None:
     """One payment: state, what it waits for and why, steps, vendor answers, operator actions."""
-    state = _run(lambda client: _state(client, workflow_id))
+
+    async def work(client: Client) -> tuple[PaymentState, WorkflowExecutionStatus | None]:
+        execution = await _execution(client, workflow_id)
+        return await _state(client, workflow_id), execution
+
+    state, execution = _run(work)
+    if execution is not None and execution != WorkflowExecutionStatus.RUNNING:
+        state = state.model_copy(update={"next_actions": []})  # a closed workflow takes no action
     if as_json:
-        typer.echo(state.model_dump_json(indent=2))
+        shown = json.loads(state.model_dump_json())
+        shown["execution_status"] = execution_status(execution)
+        typer.echo(json.dumps(shown, indent=2))
     else:
-        render(state)
+        render(state, execution)
 
 
 def _act(workflow_id: str, action: str, payload: OperatorInput) -> None:
@@ -225,7 +298,14 @@ def _act(workflow_id: str, action: str, payload: OperatorInput) -> None:
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND or "workflow execution already completed" in str(exc):
                 state = await _state(client, workflow_id)
-                err.print(f"[red]{action} refused:[/] the payment is already {state.status.value}")
+                execution = await _execution(client, workflow_id)
+                if execution in CLOSED_BY_TEMPORAL:
+                    err.print(
+                        f"[red]{action} refused:[/] the payment was closed by Temporal: "
+                        f"{execution_status(execution)} (its last status: {state.status.value})"
+                    )
+                else:
+                    err.print(f"[red]{action} refused:[/] the payment is already {state.status.value}")
                 raise typer.Exit(EXIT_REFUSED) from None
             raise
 

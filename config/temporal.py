@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from temporalio.client import Client
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.envconfig import ClientConfig
 
 from config.codec import codec_from_env, data_converter
@@ -61,23 +62,35 @@ async def missing_search_attributes(client: Client, names: dict[str, str]) -> li
 
 async def register_search_attributes(client: Client, names: dict[str, str]) -> None:
     """Register the attributes a self-hosted or dev server lacks (Temporal Cloud: use tcld or the UI)."""
-    from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 
     missing = [n.split(" ")[0] for n in await missing_search_attributes(client, names)]
     if not missing:
         return
-    kinds = {
-        "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-        "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
-        "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
-    }
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=client.namespace,
-            search_attributes={name: kinds[names[name]] for name in missing},
+            search_attributes={name: indexed_value_type(names[name]) for name in missing},
         )
     )
+
+
+def indexed_value_type(kind: str) -> IndexedValueType.ValueType:
+    """The API's ``IndexedValueType`` for a type name as the CLI spells it (``KeywordList``)."""
+    return {
+        "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+        "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+    }[kind]
+
+
+def execution_status_label(status: WorkflowExecutionStatus | None) -> str:
+    """Temporal's execution status as the Web UI writes it (``Running``, ``Canceled``,
+    ``Terminated``, ``TimedOut``, ``ContinuedAsNew``): one spelling for the CLI, the starter and
+    the ingress, shown beside ``PaymentStatus``."""
+    if status is None:
+        return "Unknown"
+    return status.name.title().replace("_", "")
 
 
 def exit_process(code: int | str | None) -> NoReturn:

@@ -32,7 +32,7 @@ from config.codec import codec_from_env
 from config.relay import relay_keys, sign
 from config.settings import Settings, get_settings
 from config.telemetry import TelemetrySettings, instrument_app, setup_tracing
-from config.temporal import connect
+from config.temporal import connect, execution_status_label
 from ingress.codec import codec_router
 from intake import alvys as alvys_intake
 from intake import mycarrier as mycarrier_intake
@@ -505,7 +505,7 @@ def payment_view(state: PaymentState, execution: WorkflowExecutionStatus | None)
     """
     view = state.model_dump(mode="json")
     running = execution is None or execution == WorkflowExecutionStatus.RUNNING
-    view["execution_status"] = execution.name.title().replace("_", "") if execution else "Unknown"
+    view["execution_status"] = execution_status_label(execution)
     if not running:
         view["next_actions"] = []
     return view

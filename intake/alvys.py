@@ -1,7 +1,8 @@
 """Alvys request bodies (the payment platform / ERP route) → payment instructions.
 
 The bodies are Alvys's own ``customer-payments`` and ``carrier-payments`` requests
-(seeds/000, seeds/001), so a payment platform can send what it would send Alvys.
+(docs/vendors.md#alvys-customer-payments, docs/vendors.md#alvys-carrier-payments), so a
+payment platform can send what it would send Alvys.
 Choices, beyond Alvys's schema:
 
 * ``Amount.Currency`` null or 0 means USD; the instruction (and the result) say so.
@@ -13,6 +14,9 @@ Choices, beyond Alvys's schema:
 * ``PaymentDate`` must be an ISO 8601 date-time string (Alvys's ``format: date-time``); one
   without a time zone is taken as UTC. Numbers (Unix time) are refused.
 * ``Amount.Currency`` must be an integer (the ISO 4217 numeric code), not a string or a boolean.
+* ``Amount.Amount`` must be a JSON number (Alvys's ``type: number``), as on the TransportOne
+  route: ``"50.00"`` as a string is refused (``must be a number, not a string``), and so is a
+  boolean. The number is read exactly (never a binary float).
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ class _AlvysMoney(BaseModel):
     @field_validator("Amount", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        if isinstance(value, str):
+            raise ValueError("must be a number, not a string")
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
             raise ValueError("must be a number")
         return value
 

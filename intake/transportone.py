@@ -1,11 +1,11 @@
 """TransportOne payment bodies from an ERP → one instruction per ``data.payments[]`` entry.
 
-The body is TransportOne's own (seeds/004): ``{"data": {"payments": [...]}}``; a ``callback``
-given by the sender is ignored (freightpay gives TransportOne its own callback URL). The
-workflow key is ``{invoiceNumber}-{paymentId}``. ``appliedAmount`` is what is paid against
-the invoice, ``totalAmount`` the payment's total; ``paymentDate`` is ms since the epoch.
-Amounts are in ``TRANSPORTONE_CURRENCY`` (the body has no currency field); an optional
-``currency`` per payment overrides it.
+The body is TransportOne's own (docs/vendors.md#transportone-record-payments):
+``{"data": {"payments": [...]}}``; a ``callback`` given by the sender is ignored (freightpay
+gives TransportOne its own callback URL). The workflow key is ``{invoiceNumber}-{paymentId}``.
+``appliedAmount`` is what is paid against the invoice, ``totalAmount`` the payment's total;
+``paymentDate`` is ms since the epoch. Amounts are in ``TRANSPORTONE_CURRENCY`` (the body has
+no currency field); an optional ``currency`` per payment overrides it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ A payment's workflow id is ``payment-{source}-{key}``. The rule for the key part
   UTF-8 bytes (``X/1`` → ``X~2F1``, ``X?1`` → ``X~3F1``, ``CHK 7`` → ``CHK~207``).
 
 ``~`` is not among the safe characters, so an escaped key can never equal a safe one, and
-the escaping is undone byte for byte (:func:`key_from_workflow_id`): distinct keys always
+the escaping is undone byte for byte (a lone surrogate, which JSON can carry, is escaped
+as its surrogate-pass bytes) (:func:`key_from_workflow_id`): distinct keys always
 give distinct ids, and an id gives back its exact key. (The ids before this rule replaced
 every unsafe character with ``_``, so ``X/1`` and ``X?1`` collided; only ids of keys that
 had such a character are different now.) ``~`` needs no escaping in a URL path either.
@@ -30,7 +31,10 @@ class BusinessKeyError(ValueError):
 
 def escape_key(key: str) -> str:
     """The key part of a workflow id for a business key (see the module's docstring)."""
-    return "".join(ch if SAFE.fullmatch(ch) else "".join(f"~{b:02X}" for b in ch.encode()) for ch in key)
+    return "".join(
+        ch if SAFE.fullmatch(ch) else "".join(f"~{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in key
+    )
 
 
 def unescape_key(escaped: str) -> str:
@@ -42,7 +46,7 @@ def unescape_key(escaped: str) -> str:
         raw.append(int(match.group(1), 16))
         position = match.end()
     raw += escaped[position:].encode()
-    return raw.decode()
+    return raw.decode("utf-8", "surrogatepass")
 
 
 def workflow_id(kind: str, source: str, key: str) -> str:

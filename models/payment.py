@@ -197,7 +197,13 @@ class PaymentInstruction(BaseModel):
             where = f"Alvys load {self.ids.load_number or '?'}"
         elif self.target is Target.ALVYS_CARRIER_PAYMENT:
             trip = self.ids.trip_id or self.ids.trip_number
-            where = f"Alvys trip {trip}" if trip else f"Alvys trip of PO {self.ids.po_number or '?'}"
+            if trip:
+                where = f"Alvys trip {trip}"
+            elif self.ids.load_number:
+                where = f"Alvys trip of load {self.ids.load_number}"
+            else:
+                shipment = self.ids.po_number or self.ids.quote_reference or self.ids.bol_number
+                where = f"Alvys trip of PO {shipment}" if shipment else "Alvys trip (to be found)"
         else:
             where = f"TransportOne invoice {self.ids.invoice_number or '?'}"
         return f"{what} {self.amount} → {where}, ref {self.reference_number} (from {self.source.value})"

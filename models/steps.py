@@ -152,6 +152,14 @@ class CallbackVerdict(BaseModel):
     genuine: bool
 
 
+class LineConflict(BaseModel):
+    """A file's line whose key was accepted with other facts: recorded, never posted, never dropped."""
+
+    line: str
+    workflow_id: str
+    differences: list[str]
+
+
 class RemittanceInput(BaseModel):
     """A remittance file's parent workflow: the file by reference (a claim check), not its lines.
 
@@ -168,6 +176,7 @@ class RemittanceInput(BaseModel):
     concurrency: int = 50
     next_line: int = 0
     by_status: dict[str, int] = Field(default_factory=dict)
+    conflicts: list[LineConflict] = Field(default_factory=list)
 
 
 class RemittanceBatchRequest(BaseModel):
@@ -185,3 +194,11 @@ class RemittanceProgress(BaseModel):
     finished: int
     by_status: dict[str, int]
     running: list[str] = Field(default_factory=list)
+    #: Lines refused as conflicting repeats (``Conflict`` in ``by_status``), with what differs.
+    conflicts: list[LineConflict] = Field(default_factory=list)
+
+
+class RepeatCheck(BaseModel):
+    """A line against the payment accepted under its key: each differing field, or none."""
+
+    differences: list[str] = Field(default_factory=list)

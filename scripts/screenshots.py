@@ -101,7 +101,7 @@ class Seed:
 
     def body(self, reference: str) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "Amount": {"Amount": self.amount, "Currency": 840},
+            "Amount": {"Amount": float(self.amount), "Currency": 840},
             "PaymentDate": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "ReferenceNumber": reference,
             "PaymentMethod": "Check",

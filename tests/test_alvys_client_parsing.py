@@ -244,7 +244,8 @@ PASCAL_INVOICE: dict[str, Any] = {
     ],
 }
 
-#: The capture's spelling (seeds/002): camelCase, and currency as a string.
+#: The captured invoice page's spelling (docs/vendors.md#alvys-invoices): camelCase, and
+#: currency as a string.
 CAMEL_INVOICE: dict[str, Any] = {
     "id": "15fd1695595a48a48163490e3f21ddd6",
     "number": "123456789",

@@ -1,9 +1,9 @@
 """Every request body the Alvys client builds, validated against Alvys's published OpenAPI schemas.
 
-The spec is the authority for the wire (VENDORS.md); its request schemas forbid unknown
-fields, so these tests also prove that nothing extra (``MarkAsPaid`` above all) is sent.
-The bodies validated are the bytes :func:`vendors.jsonbody.dumps` writes, read back as a
-server would read them.
+The spec is the authority for the wire (docs/vendors.md#how-to-read-this-file); its request
+schemas forbid unknown fields, so these tests also prove that nothing extra (``MarkAsPaid``
+above all) is sent. The bodies validated are the bytes :func:`vendors.jsonbody.dumps` writes,
+read back as a server would read them.
 """
 
 from __future__ import annotations

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import AlvysSettings, FreightpaySettings, SandboxSettings, Settings
+from config.temporal import indexed_value_type
 from intake.start import start_payment
 from models.state import PaymentState, PaymentStatus
 from models.steps import PaymentPolicy
@@ -36,10 +36,7 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
                 namespace=env.client.namespace,
-                search_attributes={
-                    name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
-                    for name, kind in DEFINITIONS.items()
-                },
+                search_attributes={name: indexed_value_type(kind) for name, kind in DEFINITIONS.items()},
             )
         )
         yield env

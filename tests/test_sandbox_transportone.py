@@ -43,7 +43,8 @@ AUTH = "/transportone/core/api/v1/aaa/auth/client-credentials"
 PAYMENTS = "/transportone/tms/api/v1/billing/payments"
 CONTROLS = "/_sandbox/transportone"
 CREDENTIALS = {"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET}
-#: The seed's sample body, verbatim (but for the callback URL).
+#: The OS1 payments page's sample body, verbatim (but for the callback URL);
+#: see docs/vendors.md#transportone-record-payments.
 SEED_BODY = (
     '{ "data": { "payments": [ { "paymentId": "cqprpbik", "invoiceNumber": "INV2025040403", '
     '"paymentType": "cash", "totalAmount": 208, "paymentDate": 1757116800000, "appliedAmount": 208, '

@@ -175,7 +175,7 @@ async def test_several_payments_in_one_call() -> None:
 @pytest.mark.parametrize(
     ("moment", "expected"),
     [
-        (datetime(2025, 9, 6, tzinfo=UTC), 1757116800000),  # the seed's sample
+        (datetime(2025, 9, 6, tzinfo=UTC), 1757116800000),  # the OS1 payments page's sample
         (datetime(2025, 9, 6), 1757116800000),  # naive is UTC
         (datetime(2025, 9, 6, 5, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))), 1757116800000),
         (datetime(2025, 9, 6, 0, 0, 0, 123999, tzinfo=UTC), 1757116800123),  # sub-ms floored

@@ -4,8 +4,15 @@ Children start in batches (``batch_size`` lines, at most ``concurrency`` at a ti
 each batch the workflow continues as new with the counts so far, so its history stays
 bounded whatever the file's size. Each child is an ordinary payment (its id is the line's
 business id), so operators steer it like any other; the file ends when every line's payment
-has ended, with a summary by final state. A line whose payment already exists (the same
-file sent twice) is counted as ``AlreadyStarted`` and not paid again.
+has ended, with a summary by final state.
+
+A line whose key is already taken when the file reaches it is compared with the payment
+accepted under it (``compare_with_accepted``): the same facts (the same file sent twice, or
+the same payment sent another way) is counted ``AlreadyStarted`` and not paid again; other
+facts (another delivery took the key after this file was accepted, before its workflow
+reached the line) is counted ``Conflict`` and listed with what differs, in the progress and
+the details, for a person: never posted, never dropped. (Intake refuses a file whole for
+every conflict it can see when the file arrives; this is the window it cannot see.)
 """
 
 from __future__ import annotations
@@ -22,11 +29,20 @@ with workflow.unsafe.imports_passed_through():
     from activities.remittance import RemittanceActivities
     from models.payment import PaymentInstruction
     from models.state import PaymentResult, PaymentStatus
-    from models.steps import PaymentInput, RemittanceBatchRequest, RemittanceInput, RemittanceProgress
+    from models.steps import (
+        LineConflict,
+        PaymentInput,
+        RemittanceBatchRequest,
+        RemittanceInput,
+        RemittanceProgress,
+    )
     from workflows import search_attributes
     from workflows.payment import PaymentWorkflow
 
 ALREADY_STARTED = "AlreadyStarted"
+CONFLICT = "Conflict"
+#: Patch: a line whose key is taken is compared with the accepted payment (before: counted as is).
+COMPARE_PATCH = "remittance-compare-taken-keys"
 
 
 @workflow.defn(name="RemittanceWorkflow")
@@ -37,6 +53,7 @@ class RemittanceWorkflow:
         self._by_status: dict[str, int] = dict(input.by_status)
         self._started = input.next_line
         self._running: set[str] = set()
+        self._conflicts: list[LineConflict] = list(input.conflicts)
 
     @workflow.run
     async def run(self, input: RemittanceInput) -> RemittanceProgress:
@@ -56,7 +73,13 @@ class RemittanceWorkflow:
             next_line = start + len(lines)
             if next_line < input.total_lines and lines:
                 workflow.continue_as_new(
-                    input.model_copy(update={"next_line": next_line, "by_status": self._by_status})
+                    input.model_copy(
+                        update={
+                            "next_line": next_line,
+                            "by_status": self._by_status,
+                            "conflicts": self._conflicts,
+                        }
+                    )
                 )
         workflow.set_current_details(self._details())
         return self.progress()
@@ -78,9 +101,34 @@ class RemittanceWorkflow:
                 result: PaymentResult = await handle
                 status = result.status.value
             except WorkflowAlreadyStartedError:
-                status = ALREADY_STARTED
+                status = await self._taken(instruction)
             self._running.discard(instruction.workflow_id)
             self._by_status[status] = self._by_status.get(status, 0) + 1
+
+    async def _taken(self, instruction: PaymentInstruction) -> str:
+        """A line whose key another delivery took: the same payment, or a recorded conflict."""
+        if not workflow.patched(COMPARE_PATCH):
+            return ALREADY_STARTED
+        check = await workflow.execute_activity_method(
+            RemittanceActivities.compare_with_accepted,
+            instruction,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            summary=f"Compare {instruction.source_event_id} with the payment accepted as {instruction.workflow_id}",
+        )
+        if not check.differences:
+            return ALREADY_STARTED
+        self._conflicts.append(
+            LineConflict(
+                line=instruction.source_event_id or instruction.business_key,
+                workflow_id=instruction.workflow_id,
+                differences=check.differences,
+            )
+        )
+        workflow.logger.warning(
+            "Remittance line %s conflicts with %s", instruction.source_event_id, instruction.workflow_id
+        )
+        return CONFLICT
 
     @workflow.query(name="progress")
     def progress(self) -> RemittanceProgress:
@@ -91,12 +139,19 @@ class RemittanceWorkflow:
             finished=sum(self._by_status.values()),
             by_status=dict(sorted(self._by_status.items())),
             running=sorted(self._running)[:50],
+            conflicts=list(self._conflicts[:100]),
         )
 
     def _details(self) -> str:
         progress = self.progress()
         counts = ", ".join(f"{k} {v}" for k, v in progress.by_status.items()) or "none yet"
-        return (
+        text = (
             f"**{progress.file_name}**: {progress.finished} of {progress.total_lines} payments ended "
             f"({counts}); {len(self._running)} running"
         )
+        for conflict in self._conflicts[:20]:
+            text += (
+                f"\n- Conflict, {conflict.line}: {conflict.workflow_id} was accepted with other facts "
+                f"({'; '.join(conflict.differences)}); not posted from this file"
+            )
+        return text

@@ -9,6 +9,7 @@ current workflow code makes the same decisions as the code that recorded them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 import uuid
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -271,12 +272,109 @@ async def remittance_file(run: Run) -> str:
     return parent
 
 
+# -- recorded with the edges of issue 9 (the relay proof, Temporal's cancellation, flags) ---------
+
+
+def _transportone_body(invoice: str, amount: int) -> str:
+    import json
+
+    return json.dumps({"data": {"payments": [{"paymentId": f"P{uid()}", "invoiceNumber": invoice,
+        "paymentType": "cash", "totalAmount": amount, "paymentDate": 1757116800000,
+        "appliedAmount": amount, "referenceNumber": f"UTR{uid()}"}]}})  # fmt: skip
+
+
+async def relayed_callback_paid(run: Run) -> str:
+    invoice = f"INV{uid()}"
+    await run.sandbox.post("/_sandbox/transportone/invoices", json={"invoiceNumber": invoice, "total": "208"})
+    (instruction,) = parse_body("transportone-payment", _transportone_body(invoice, 208), IntakeOptions())
+    return await run.end(await run.start(instruction))
+
+
+async def forged_callback_refused_then_resolved(run: Run) -> str:
+    from models.steps import CallbackReport
+
+    invoice = f"INV{uid()}"
+    await run.sandbox.post("/_sandbox/transportone/invoices", json={"invoiceNumber": invoice, "total": "10"})
+    await run.sandbox.post("/_sandbox/transportone/options", json={"callback_enabled": False})
+    try:
+        (instruction,) = parse_body("transportone-payment", _transportone_body(invoice, 10), IntakeOptions())
+        workflow_id = await run.start(instruction, PaymentPolicy(callback_timeout=timedelta(seconds=30)))
+        await run.until(workflow_id, PaymentStatus.CONFIRMING)
+        await run.client.get_workflow_handle(workflow_id).signal(
+            "vendor_callback", CallbackReport(success=True, invoice_status="PAID", proof="f" * 64)
+        )
+        await run.until(workflow_id, PaymentStatus.NEEDS_REVIEW)
+    finally:
+        await run.sandbox.post("/_sandbox/transportone/options", json={"callback_enabled": True})
+    await run.act(workflow_id, "resolve", {"reason": "confirmed on the phone"})
+    return await run.end(workflow_id)
+
+
+async def temporal_cancel_in_review(run: Run) -> str:
+    workflow_id = await run.start(customer(f"L-NOPE-{uid()}", "10.00"))
+    await run.until(workflow_id, PaymentStatus.NEEDS_REVIEW)
+    handle = run.client.get_workflow_handle(workflow_id)
+    await handle.cancel()
+    with contextlib.suppress(WorkflowFailureError):
+        await asyncio.wait_for(handle.result(), 60)
+    return workflow_id
+
+
+async def temporal_cancel_refused_when_posted(run: Run) -> str:
+    invoice = f"INV{uid()}"
+    await run.sandbox.post("/_sandbox/transportone/invoices", json={"invoiceNumber": invoice, "total": "10"})
+    await run.sandbox.post("/_sandbox/transportone/options", json={"callback_enabled": False})
+    try:
+        (instruction,) = parse_body("transportone-payment", _transportone_body(invoice, 10), IntakeOptions())
+        workflow_id = await run.start(instruction)
+        await run.until(workflow_id, PaymentStatus.CONFIRMING)
+        await run.client.get_workflow_handle(workflow_id).cancel()
+        await run.until(workflow_id, PaymentStatus.NEEDS_REVIEW)
+    finally:
+        await run.sandbox.post("/_sandbox/transportone/options", json={"callback_enabled": True})
+    await run.act(workflow_id, "resolve", {"reason": "confirmed on the phone"})
+    return await run.end(workflow_id)
+
+
+async def overpaid_flagged(run: Run) -> str:
+    load = f"L-{uid()}"
+    await alvys.add_load(run.sandbox, load, status="Invoiced", billable="750.00")
+    return await run.end(await run.start(customer(load, "3000.00")))
+
+
+async def remittance_line_conflict(run: Run) -> str:
+    from intake import files
+    from models.steps import RemittanceInput
+
+    load = f"L-{uid()}"
+    await alvys.add_load(run.sandbox, load, status="Invoiced", billable="100.00")
+    ref = f"REC-{uid()}"
+    raw = (
+        "target,load_number,amount,currency,payment_date,reference\n"
+        f"alvys-customer-payment,{load},10.00,USD,2026-11-20,{ref}-1\n"
+        f"alvys-customer-payment,{load},10.00,USD,2026-11-20,{ref}-2\n"
+    ).encode()
+    first, second = parse_body("remittance", raw)
+    await run.start(first.model_copy(update={"amount": Money.of("12.00", "USD")}))  # took the key first
+    await run.start(second)  # the same payment, sent another way
+    parent = f"remittance-rec-{uid()}"
+    await run.client.execute_workflow(
+        "RemittanceWorkflow",
+        RemittanceInput(file_id=files.store(run.sandbox_app.state.data_dir, raw), file_name="late.csv",
+                        total_lines=2, policy=FAST),
+        id=parent, task_queue=run.task_queue,
+    )  # fmt: skip
+    return parent
+
+
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     customer_paid, customer_partially_paid, carrier_paid, waiting_for_payable_then_paid,
     payable_deadline_then_cancelled, waiting_retried_by_operator, unknown_load_retried_with_correction,
     needs_review_resolved, approval_approved, approval_cancelled, invoice_overpayment_approved,
     mycarrier_trip_resolved, vendor_refused_service, transportone_callback_paid,
     transportone_no_callback_resolved, remittance_file,
+    relayed_callback_paid, forged_callback_refused_then_resolved, temporal_cancel_in_review,
+    temporal_cancel_refused_when_posted, overpaid_flagged, remittance_line_conflict,
 )}  # fmt: skip
 
 
