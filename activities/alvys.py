@@ -39,6 +39,7 @@ from models.steps import (
     PostOutcome,
     PostOutcomeKind,
     PostRequest,
+    Proof,
     Resolution,
     ResolveRequest,
 )
@@ -262,7 +263,7 @@ class AlvysSteps:
         except AlvysResponseError:
             # Alvys answered 2xx (so it most likely recorded the payment) but the answer could
             # not be read: not a failure, an unproven success. Confirm by reading it back.
-            return PostOutcome(outcome=PostOutcomeKind.RECORDED, confirmed=False)
+            return PostOutcome(outcome=PostOutcomeKind.RECORDED, proof=Proof.READ_BACK)
         except AlvysProblem as error:
             kind = classify(error)
             status = None
@@ -292,7 +293,7 @@ class AlvysSteps:
             total_paid=answer.total_paid,
             total_billable=answer.total_billable,
             # The current response carries the totals: that is the confirmation, no GET needed.
-            confirmed=has_totals,
+            proof=Proof.ANSWER if has_totals else Proof.READ_BACK,
             fully_paid=_covers(answer.total_paid, answer.total_billable) if has_totals else None,
         )
 
@@ -314,7 +315,7 @@ class AlvysSteps:
             vendor_payment_id=ours.id if ours else None,
             target_status=answer.trip_status,
             # Our reference among the trip's CarrierPayments proves it; Completed means covered.
-            confirmed=ours is not None,
+            proof=Proof.ANSWER if ours is not None else Proof.READ_BACK,
             fully_paid=answer.trip_status == "Completed",
         )
 

@@ -38,6 +38,7 @@ from models.steps import (
     PostOutcome,
     PostOutcomeKind,
     PostRequest,
+    Proof,
     Resolution,
     ResolveRequest,
 )
@@ -123,7 +124,7 @@ class TransportOneSteps:
         return PostOutcome(
             outcome=PostOutcomeKind.RECORDED,
             vendor_payment_id=payment.payment_id,
-            awaiting_callback=True,
+            proof=Proof.CALLBACK,
         )
 
     async def confirm_payment(self, request: ConfirmRequest) -> Confirmation:

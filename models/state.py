@@ -166,6 +166,10 @@ class PaymentState(BaseModel):
     total_paid: Money | None = None
     total_billable: Money | None = None
     posted: bool = False
+    #: A post was sent and its answer never came: the vendor may have recorded it.
+    post_in_doubt: bool = False
+    #: What is open on the target, where a vendor read told it before posting.
+    remaining_balance: Money | None = None
     steps: list[StepRecord] = Field(default_factory=list)
     actions: list[OperatorAction] = Field(default_factory=list)
     payable_checks: int = 0
@@ -174,7 +178,7 @@ class PaymentState(BaseModel):
 
 
 class PaymentResult(BaseModel):
-    """How the payment ended: the workflow's result."""
+    """How the payment ended: the workflow's result (derived from its :class:`PaymentState`)."""
 
     workflow_id: str
     status: PaymentStatus
@@ -189,3 +193,22 @@ class PaymentResult(BaseModel):
     currency_defaulted: bool = False
     posted: bool = False
     flags: list[str] = Field(default_factory=list)
+
+
+def result_of(state: PaymentState) -> PaymentResult:
+    """The workflow's result, from the one state object the status query also answers from."""
+    return PaymentResult(
+        workflow_id=state.workflow_id,
+        status=state.status,
+        message=state.reason or state.status.value,
+        target=state.instruction.target.value,
+        reference_number=state.instruction.reference_number,
+        amount=state.instruction.amount,
+        vendor_payment_id=state.vendor_payment_id,
+        target_status=state.target_status,
+        total_paid=state.total_paid,
+        total_billable=state.total_billable,
+        currency_defaulted=state.instruction.currency_defaulted,
+        posted=state.posted,
+        flags=list(state.flags),
+    )

@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from models.money import Money
 from models.payment import PaymentInstruction, TargetIds
@@ -87,6 +88,18 @@ class PostRequest(BaseModel):
     instruction: PaymentInstruction
 
 
+class Proof(StrEnum):
+    """How a recorded posting is proven to be at the vendor."""
+
+    #: The post's own answer says enough (Alvys totals, our reference among a trip's payments):
+    #: no read-back, which would cost a rate-limited call.
+    ANSWER = "answer"
+    #: The answer did not say enough (or could not be read): read the vendor's record back.
+    READ_BACK = "read_back"
+    #: The vendor confirms later by calling us back (TransportOne).
+    CALLBACK = "callback"
+
+
 class PostOutcome(BaseModel):
     """What the vendor answered to the post, as facts."""
 
@@ -96,14 +109,25 @@ class PostOutcome(BaseModel):
     target_status: str | None = None
     total_paid: Money | None = None
     total_billable: Money | None = None
-    #: True when the answer itself proves the payment is recorded with enough to decide
-    #: Paid or PartiallyPaid, so no read-back (a rate-limited call) is needed.
-    confirmed: bool = False
-    #: True when the vendor confirms later by calling us back (TransportOne).
-    awaiting_callback: bool = False
-    #: True when the answer itself says the target is fully paid.
+    #: How this posting is proven (meaningful when ``outcome`` is RECORDED).
+    proof: Proof = Proof.READ_BACK
+    #: What the answer itself says about the whole target, where it says (Proof.ANSWER).
     fully_paid: bool | None = None
     attempt: int = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_recorded_history(cls, data: Any) -> Any:
+        """Histories recorded before ``proof`` said it with two booleans: read them the same."""
+        if (
+            isinstance(data, dict)
+            and "proof" not in data
+            and ("confirmed" in data or "awaiting_callback" in data)
+        ):
+            data = dict(data)
+            confirmed, callback = data.pop("confirmed", False), data.pop("awaiting_callback", False)
+            data["proof"] = Proof.ANSWER if confirmed else Proof.CALLBACK if callback else Proof.READ_BACK
+        return data
 
 
 class ConfirmRequest(BaseModel):
