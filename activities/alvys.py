@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from models.money import Money
 from models.payment import PaymentInstruction, Target, TargetIds
@@ -73,9 +73,11 @@ def classify(error: AlvysProblem) -> PostOutcomeKind:
             f"Alvys rate limit on {error.endpoint}: waiting {delay.total_seconds():g}s as it asks",
             type="VendorRateLimited",
             next_retry_delay=delay,
+            # Expected trouble the retry policy handles: logged at DEBUG, no failure metric.
+            category=ApplicationErrorCategory.BENIGN,
         )
     if error.status >= 500 or error.status == 408:
-        raise ApplicationError(str(error), type="VendorUnavailable")
+        raise ApplicationError(str(error), type="VendorUnavailable", category=ApplicationErrorCategory.BENIGN)
     if error.is_auth_failure:
         raise ApplicationError(str(error), type="VendorConfigurationError", non_retryable=True)
     if error.is_not_payable:

@@ -28,7 +28,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from models.state import VendorProblem
 from models.steps import (
@@ -63,9 +63,11 @@ def classify(error: TransportOneProblem) -> PostOutcomeKind:
             f"TransportOne rate limit: waiting {delay.total_seconds():g}s",
             type="VendorRateLimited",
             next_retry_delay=delay,
+            # Expected trouble the retry policy handles: logged at DEBUG, no failure metric.
+            category=ApplicationErrorCategory.BENIGN,
         )
     if status >= 500 or status == 408:
-        raise ApplicationError(str(error), type="VendorUnavailable")
+        raise ApplicationError(str(error), type="VendorUnavailable", category=ApplicationErrorCategory.BENIGN)
     if error.is_auth_failure:
         raise ApplicationError(str(error), type="VendorConfigurationError", non_retryable=True)
     if error.is_not_found:

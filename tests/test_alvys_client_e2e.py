@@ -81,7 +81,7 @@ async def test_documented_errors_become_typed_problems(
     await alvys.add_load(sandbox, load, status="Dispatched", billable="100.00")
     with pytest.raises(AlvysProblem) as dispatched:
         await client.record_customer_payment(payment(load, "1.00"))
-    assert dispatched.value.is_not_payable and not dispatched.value.retryable
+    assert dispatched.value.is_not_payable and dispatched.value.status == 400
 
     trip = f"T-{uid()}"
     await alvys.add_trip(sandbox, trip, load=f"L-{uid()}", status="Delivered", payable="10.00")

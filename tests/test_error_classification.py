@@ -14,7 +14,7 @@ import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import Response
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.testing import ActivityEnvironment
 
 from config.settings import Settings
@@ -62,6 +62,8 @@ async def classify(activities: Any, instruction: PaymentInstruction) -> tuple[st
             activities.post_payment, PostRequest(instruction=instruction)
         )
     except ApplicationError as error:
+        # Expected vendor trouble that the retry policy handles is benign: DEBUG logs, no failure metric.
+        assert (error.category is ApplicationErrorCategory.BENIGN) == (not error.non_retryable), error
         return error.type or "", not error.non_retryable, error.next_retry_delay
     return outcome.outcome.value, False, None
 

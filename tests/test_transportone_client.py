@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import pickle
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -295,7 +294,7 @@ async def test_bad_request_problem() -> None:
         message,
         "payments",
     )
-    assert not (problem.retryable or problem.is_not_found or problem.is_conflict or problem.is_auth_failure)
+    assert not (problem.is_not_found or problem.is_conflict or problem.is_auth_failure)
     assert problem.retry_after is None
     assert message in str(problem) and "400" in str(problem)
 
@@ -306,15 +305,13 @@ async def test_bad_request_problem() -> None:
         (404, "is_not_found"),
         (409, "is_conflict"),
         (403, "is_auth_failure"),
-        (500, "retryable"),
-        (503, "retryable"),
     ],
 )
 async def test_problem_flags(status: int, flag: str) -> None:
     with pytest.raises(TransportOneProblem) as caught:
         await record(make_client(FakeOS1(os1_error(status, "nope"))))
     assert getattr(caught.value, flag) is True
-    flags = {"is_not_found", "is_conflict", "is_auth_failure", "retryable"} - {flag}
+    flags = {"is_not_found", "is_conflict", "is_auth_failure"} - {flag}
     assert not any(getattr(caught.value, other) for other in flags)
 
 
@@ -322,7 +319,7 @@ async def test_rate_limited_with_retry_after_seconds() -> None:
     fake = FakeOS1(os1_error(429, "too many requests", {"Retry-After": "30"}))
     with pytest.raises(TransportOneProblem) as caught:
         await record(make_client(fake))
-    assert caught.value.retryable and caught.value.retry_after == 30.0
+    assert caught.value.effective_status == 429 and caught.value.retry_after == 30.0
     assert "retry after 30s" in str(caught.value)
 
 
@@ -347,7 +344,7 @@ async def test_non_json_and_html_errors() -> None:
     with pytest.raises(TransportOneProblem) as caught:
         await record(make_client(text))
     assert (caught.value.status, caught.value.code, caught.value.message) == (502, None, "upstream timed out")
-    assert caught.value.retryable
+    assert caught.value.effective_status == 502
 
     html = FakeOS1(
         lambda request: httpx.Response(
@@ -382,7 +379,7 @@ async def test_success_false_in_a_2xx_is_a_problem() -> None:
         await record(make_client(fake))
     problem = caught.value
     assert (problem.status, problem.code, problem.effective_status) == (200, 404, 404)
-    assert problem.is_not_found and not problem.retryable
+    assert problem.is_not_found
 
 
 async def test_transport_errors_propagate_unchanged() -> None:
@@ -391,14 +388,6 @@ async def test_transport_errors_propagate_unchanged() -> None:
 
     with pytest.raises(httpx.ConnectError):
         await record(make_client(FakeOS1(fail)))
-
-
-def test_problems_pickle() -> None:
-    problem = TransportOneProblem(status=429, endpoint="payments", code=429, message="slow", retry_after=7.0)
-    copy = pickle.loads(pickle.dumps(problem))
-    assert copy.to_dict() == problem.to_dict() and str(copy) == str(problem)
-    error = TransportOneResponseError(endpoint="payments", status=200, reason="not JSON")
-    assert str(pickle.loads(pickle.dumps(error))) == str(error)
 
 
 # ---- token -----------------------------------------------------------------------------------

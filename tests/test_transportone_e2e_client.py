@@ -181,7 +181,7 @@ async def test_same_request_id_other_payment_is_a_conflict(
     await client.record_payments([payment(number, "100.00")], request_id=request_id, callback_url=None)
     with pytest.raises(TransportOneProblem) as caught:
         await client.record_payments([payment(number, "200.00")], request_id=request_id, callback_url=None)
-    assert caught.value.is_conflict and caught.value.status == 409 and not caught.value.retryable
+    assert caught.value.is_conflict and caught.value.status == 409
 
 
 async def test_refusals_are_classified(client: TransportOneClient, controls: httpx.AsyncClient) -> None:

@@ -160,23 +160,6 @@ class AlvysProblem(AlvysError):
             f"detail={self.detail!r}, errors={self.errors!r}, retry_after={self.retry_after!r})"
         )
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Keyword-only constructors do not survive pickling by default; this one does."""
-        return (_restore_problem, (type(self), self.to_dict()))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The problem as plain data, for an activity to put into a workflow-visible result."""
-        return {
-            "status": self.status,
-            "endpoint": self.endpoint,
-            "title": self.title,
-            "detail": self.detail,
-            "type": self.type,
-            "instance": self.instance,
-            "errors": {key: list(value) for key, value in self.errors.items()},
-            "retry_after": self.retry_after,
-        }
-
     @property
     def is_not_payable(self) -> bool:
         """The load is not (yet) in a payable status: Alvys's 400 "Load must be in one of: ...".
@@ -204,15 +187,6 @@ class AlvysProblem(AlvysError):
         """401/403: credentials or scope (``invoice:update``) are wrong; retrying will not help."""
         return self.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN)
 
-    @property
-    def retryable(self) -> bool:
-        """429 (wait ``retry_after``) or 5xx (back off): the same request may succeed later."""
-        return self.status == HTTPStatus.TOO_MANY_REQUESTS or self.status >= 500
-
-
-def _restore_problem(cls: type[AlvysProblem], state: dict[str, Any]) -> AlvysProblem:
-    return cls(**state)
-
 
 class AlvysResponseError(AlvysError):
     """Alvys answered 2xx with a body this client cannot read (not JSON, wrong shape, bad money).
@@ -226,15 +200,6 @@ class AlvysResponseError(AlvysError):
         self.status = status
         self.reason = reason
         super().__init__(f"Alvys {endpoint} answered {status} with an unreadable body: {reason}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore_response_error, (type(self), self.endpoint, self.status, self.reason))
-
-
-def _restore_response_error(
-    cls: type[AlvysResponseError], endpoint: str, status: int, reason: str
-) -> AlvysResponseError:
-    return cls(endpoint=endpoint, status=status, reason=reason)
 
 
 # --------------------------------------------------------------------------------------------

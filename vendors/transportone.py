@@ -175,20 +175,6 @@ class TransportOneProblem(TransportOneError):
             f"message={self.message!r}, retry_after={self.retry_after!r})"
         )
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Keyword-only constructors do not survive pickling by default; this one does."""
-        return (_restore_problem, (type(self), self.to_dict()))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The problem as plain data, for an activity to put into a workflow-visible result."""
-        return {
-            "status": self.status,
-            "endpoint": self.endpoint,
-            "code": self.code,
-            "message": self.message,
-            "retry_after": self.retry_after,
-        }
-
     @property
     def effective_status(self) -> int:
         """The status that says what happened: HTTP's, unless a 2xx carried an error code."""
@@ -213,16 +199,6 @@ class TransportOneProblem(TransportOneError):
         """409: this ``x-coreos-request-id`` was already used with another body."""
         return self.effective_status == HTTPStatus.CONFLICT
 
-    @property
-    def retryable(self) -> bool:
-        """429 (wait ``retry_after``) or 5xx (back off): the same request may succeed later."""
-        status = self.effective_status
-        return status == HTTPStatus.TOO_MANY_REQUESTS or status >= 500
-
-
-def _restore_problem(cls: type[TransportOneProblem], state: dict[str, Any]) -> TransportOneProblem:
-    return cls(**state)
-
 
 class TransportOneResponseError(TransportOneError):
     """TransportOne answered 2xx with a body this client cannot read (not JSON, wrong shape).
@@ -236,15 +212,6 @@ class TransportOneResponseError(TransportOneError):
         self.status = status
         self.reason = reason
         super().__init__(f"TransportOne {endpoint} answered {status} with an unreadable body: {reason}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore_response_error, (type(self), self.endpoint, self.status, self.reason))
-
-
-def _restore_response_error(
-    cls: type[TransportOneResponseError], endpoint: str, status: int, reason: str
-) -> TransportOneResponseError:
-    return cls(endpoint=endpoint, status=status, reason=reason)
 
 
 def _int_code(code: Any) -> int | None:
