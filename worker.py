@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.alvys import AlvysSteps
 from activities.pacing import Pacer
@@ -106,17 +107,46 @@ def vendor_budgets(settings: Settings) -> dict[VendorQueue, float]:
     }
 
 
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """Worker Versioning from the environment: ``FREIGHTPAY_DEPLOYMENT_NAME`` + ``FREIGHTPAY_BUILD_ID``.
+
+    Unset (the default, and ``make run``), the workers are unversioned, as before. Set, each
+    worker of this process is version ``{name}.{build id}`` of the Worker Deployment; a new
+    version takes new and running payments once an operator makes it current (README,
+    "Deploying a new version"). Each workflow type says how it moves between versions
+    (``versioning_behavior`` on its ``@workflow.defn``); the default here covers any other.
+    """
+    name, build_id = settings.freightpay.deployment_name, settings.freightpay.build_id
+    if not name and not build_id:
+        return None
+    if not (name and build_id):
+        raise SystemExit("set both FREIGHTPAY_DEPLOYMENT_NAME and FREIGHTPAY_BUILD_ID, or neither")
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(deployment_name=name, build_id=build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
-    client: Client, settings: Settings | None = None, *, task_queue: str | None = None
+    client: Client,
+    settings: Settings | None = None,
+    *,
+    task_queue: str | None = None,
+    workflows: Sequence[type] | None = None,
 ) -> AsyncIterator[list[Worker]]:
     """The workers of one process, running for the duration of the block.
 
     One worker polls the main queue (workflows, remittance files); one per vendor queue polls
     that queue with the vendor's rate limit, which Temporal enforces across every worker.
+    With ``FREIGHTPAY_DEPLOYMENT_NAME`` and ``FREIGHTPAY_BUILD_ID`` set, every one of them is a
+    version of that Worker Deployment (:func:`deployment_config`). ``workflows`` replaces the
+    workflow classes (a test brings up "the next version" this way).
     """
     settings = settings or get_settings()
     base = task_queue or settings.freightpay.task_queue
+    deployment = deployment_config(settings)
     async with vendor_http_client() as http:
         alvys = alvys_client(settings, http)
         budgets = vendor_budgets(settings)
@@ -129,12 +159,13 @@ async def running_worker(
             Worker(
                 client,
                 task_queue=base,
-                workflows=[PaymentWorkflow, RemittanceWorkflow],
+                workflows=list(workflows or (PaymentWorkflow, RemittanceWorkflow)),
                 activities=[
                     remittance.read_lines,
                     remittance.compare_with_accepted,
                     RelayActivities(relay_keys(settings)).verify_callback,
                 ],
+                deployment_config=deployment,
             )
         ]
         for queue, per_minute in budgets.items():
@@ -147,6 +178,7 @@ async def running_worker(
                     if per_minute > 0
                     else None,
                     max_concurrent_activities=100,
+                    deployment_config=deployment,
                 )
             )
         refresher = asyncio.create_task(keep_alvys_token_fresh(alvys))

@@ -121,6 +121,9 @@ class FreightpaySettings(BaseSettings):
     #: Largest request bodies the ingress reads (JSON, and CSV remittance files).
     max_json_bytes: int = 1_048_576
     max_file_bytes: int = 20 * 1_048_576
+    #: Worker Versioning (worker.deployment_config): both set, or neither (unversioned workers).
+    deployment_name: str = ""
+    build_id: str = ""
     #: ``FREIGHTPAY_RELAY_KEYS``: keys proving a callback came through the ingress (config/relay.py).
     relay_keys: SecretStr | None = None
 
