@@ -113,8 +113,9 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     Unset (the default, and ``make run``), the workers are unversioned, as before. Set, each
     worker of this process is version ``{name}.{build id}`` of the Worker Deployment; a new
     version takes new and running payments once an operator makes it current (README,
-    "Deploying a new version"). Each workflow type says how it moves between versions
-    (``versioning_behavior`` on its ``@workflow.defn``); the default here covers any other.
+    "Deploying a new version"). Both workflow types are AUTO_UPGRADE (the reasons are beside
+    each ``@workflow.defn``); it is given here as the default rather than on the definitions,
+    because the SDK refuses a definition's versioning behavior on an unversioned worker.
     """
     name, build_id = settings.freightpay.deployment_name, settings.freightpay.build_id
     if not name and not build_id:

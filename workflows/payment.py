@@ -25,7 +25,7 @@ from enum import Enum
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -108,11 +108,12 @@ class _Pending:
     input: OperatorInput
 
 
-#: Worker Versioning: AUTO_UPGRADE. A payment waits for days (WaitingForPayable, NeedsReview,
-#: AwaitingApproval): pinned, every deploy would have to keep the old workers for weeks and no
+#: Worker Versioning: AUTO_UPGRADE (worker.deployment_config's default; not set on the
+#: definition, which unversioned workers refuse).
+#: A payment waits for days (WaitingForPayable, NeedsReview, AwaitingApproval): pinned, every deploy would have to keep the old workers for weeks and no
 #: fix would reach a parked payment. Its code changes are guarded with ``workflow.patched`` and
 #: proven by the replay tests over recorded histories, so a new version can take it over.
-@workflow.defn(name="PaymentWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="PaymentWorkflow")
 class PaymentWorkflow:
     """One payment, from the business event to the vendor's record of it."""
 

@@ -21,7 +21,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior, WorkflowIDReusePolicy
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -45,10 +45,12 @@ CONFLICT = "Conflict"
 COMPARE_PATCH = "remittance-compare-taken-keys"
 
 
-#: Worker Versioning: AUTO_UPGRADE. A file's workflow waits for its lines' payments, which can
+#: Worker Versioning: AUTO_UPGRADE (worker.deployment_config's default; not set on the
+#: definition, which unversioned workers refuse).
+#: A file's workflow waits for its lines' payments, which can
 #: take as long as any payment; it continues as new after every batch and its changes are
 #: patched and replay-tested like the payment's.
-@workflow.defn(name="RemittanceWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="RemittanceWorkflow")
 class RemittanceWorkflow:
     @workflow.init
     def __init__(self, input: RemittanceInput) -> None:

@@ -7,7 +7,6 @@ the one change guarded by ``workflow.patched`` as every real change must be.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from models.state import PaymentResult
@@ -15,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.payment import PaymentWorkflow
 
 
-@workflow.defn(name="PaymentWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="PaymentWorkflow")
 class PaymentWorkflowNext(PaymentWorkflow):
     """The same story, with a patched change in how a payment ends."""
 
