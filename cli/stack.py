@@ -9,10 +9,7 @@ Nothing is downloaded and nothing needs Docker.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,19 +17,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cli.processes import ChildProcesses, PortTimeout, dev_server_args, find_binary, port_open, wait_port
 from workflows.search_attributes import DEFINITIONS
 
 console = Console(soft_wrap=True)
-
-
-def _die_with_parent() -> None:
-    """In the child: ask Linux to SIGTERM it if ``freightpay run`` itself dies (even by SIGKILL)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 @dataclass
@@ -51,48 +39,34 @@ LOCAL_MYCARRIER_SECRET = "local-dev-secret"
 
 @dataclass
 class Stack:
-    """The child processes of one ``freightpay run``."""
+    """The child processes of one ``freightpay run`` (logs in ``.data/logs/``; they die with it)."""
 
     root: Path
     ports: StackPorts = field(default_factory=StackPorts)
-    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    children: ChildProcesses = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Stopped together: SIGINT, 10 s for all of them, then SIGKILL without waiting (see ``stop``).
+        self.children = ChildProcesses(
+            self.root / ".data" / "logs", self.root, grace=10, kill_grace=0, die_with_parent=True
+        )
 
     def _bin(self, name: str) -> str:
-        found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+        found = find_binary(name)
         if not found:
             raise SystemExit(f"{name} not found; run `make install`")
         return found
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        log_dir = self.root / ".data" / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log = (log_dir / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            args,
-            cwd=self.root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-        )
-        self.processes.append((name, process))
+    def _check_running(self) -> None:
+        for name, code in self.children.exited().items():
+            raise SystemExit(f"{name} exited with {code}; see .data/logs/{name}.log")
 
     def _wait_port(self, name: str, port: int, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            for proc_name, process in self.processes:
-                if process.poll() is not None:
-                    raise SystemExit(
-                        f"{proc_name} exited with {process.returncode}; see .data/logs/{proc_name}.log"
-                    )
-            with socket.socket() as sock:
-                sock.settimeout(0.5)
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.2)
-        raise SystemExit(f"{name} did not listen on port {port} within {seconds:.0f}s")
+        try:
+            wait_port(port, seconds, interval=0.2, check=self._check_running)
+        except PortTimeout:
+            raise SystemExit(f"{name} did not listen on port {port} within {seconds:.0f}s") from None
 
     def start(self) -> None:
         data = self.root / ".data"
@@ -103,33 +77,19 @@ class Stack:
             ("ingress", self.ports.ingress),
             ("worker metrics", self.ports.metrics),
         ):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    raise SystemExit(
-                        f"port {port} ({name}) is already in use: is another `make run` running?"
-                    )
-        attributes = [
-            arg for name, kind in DEFINITIONS.items() for arg in ("--search-attribute", f"{name}={kind}")
-        ]
-        self._spawn(
-            "temporal",
-            [
-                self._bin("temporal"),
-                "server",
-                "start-dev",
-                "--db-filename",
-                str(data / "temporal.db"),
-                "--port",
-                str(self.ports.temporal),
-                "--ui-port",
-                str(self.ports.ui),
-                "--log-level",
-                "warn",
-                *attributes,
-            ],
+            if port_open(port):
+                raise SystemExit(f"port {port} ({name}) is already in use: is another `make run` running?")
+        server = dev_server_args(
+            self._bin("temporal"),
+            self.ports.temporal,
+            db_file=data / "temporal.db",
+            ui_port=self.ports.ui,
+            log_level="warn",
+            search_attributes=DEFINITIONS,
         )
+        self.children.start("temporal", server)
         sandbox_url = f"http://127.0.0.1:{self.ports.sandbox}"
-        self._spawn(
+        self.children.start(
             "sandbox",
             [sys.executable, "-m", "cli.main", "sandbox", "--port", str(self.ports.sandbox)],
         )
@@ -144,8 +104,8 @@ class Stack:
         }
         self.env = env
         metrics = {"FREIGHTPAY_METRICS_PORT": str(self.ports.metrics), "FREIGHTPAY_METRICS_HOST": "127.0.0.1"}
-        self._spawn("worker", [sys.executable, "worker.py"], {**env, **metrics})
-        self._spawn(
+        self.children.start("worker", [sys.executable, "worker.py"], {**env, **metrics})
+        self.children.start(
             "ingress",
             [sys.executable, "-m", "cli.main", "ingress", "--port", str(self.ports.ingress)],
             env,
@@ -153,23 +113,11 @@ class Stack:
         self._wait_port("ingress", self.ports.ingress)
         self._wait_port("Temporal Web UI", self.ports.ui)
         time.sleep(1.0)
-        for name, process in self.processes:
-            if process.poll() is not None:
-                raise SystemExit(f"{name} exited with {process.returncode}; see .data/logs/{name}.log")
+        self._check_running()
 
     def stop(self) -> None:
-        for _, process in reversed(self.processes):
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 10
-        for _, process in self.processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        """SIGINT to every part at once (as Ctrl-C in a terminal would), SIGKILL to any left after 10 s."""
+        self.children.stop_together(signal.SIGINT)
 
     def banner(self) -> None:
         console.print("[bold green]freightpay is running[/]  (Ctrl-C stops everything)")
@@ -211,11 +159,10 @@ def run_stack(root: Path) -> None:
     try:
         stack.start()
         stack.banner()
-        while all(process.poll() is None for _, process in stack.processes):
+        while not (exited := stack.children.exited()):
             time.sleep(0.5)
-        for name, process in stack.processes:
-            if process.poll() is not None:
-                console.print(f"[red]{name} stopped ({process.returncode}); see .data/logs/{name}.log[/]")
+        for name, code in exited.items():
+            console.print(f"[red]{name} stopped ({code}); see .data/logs/{name}.log[/]")
     except KeyboardInterrupt:
         console.print("stopping ...")
     finally:

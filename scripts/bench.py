@@ -38,7 +38,8 @@ It prints a table and, last, one line::
     actions_per_payment=… rss_mb_10k_parked=… limit_use=… http_429=…
 
 (on one line), and writes the same with the machine and the versions to
-``bench/results/<timestamp>.json``. ``p50_ms``/``p99_ms`` are freightpay's under load (step 3);
+``bench/results/<timestamp>.json`` (the report: ``scripts/bench_report.py``; the children:
+``cli/processes.py``). ``p50_ms``/``p99_ms`` are freightpay's under load (step 3);
 the idle figures are in the table and the JSON. The exit status is 1 if any payment did not end
 as expected.
 """
@@ -47,22 +48,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import platform
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
-from importlib.metadata import version as package_version
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -71,7 +67,6 @@ import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -79,12 +74,18 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+if str(HERE) not in sys.path:  # imported as ``scripts.bench`` rather than run as a script
+    sys.path.insert(1, str(HERE))
 
 import bench_baseline  # noqa: E402  (beside this file)
+import bench_report  # noqa: E402  (beside this file)
 from bench_baseline import AlvysCalls, BaselinePayment, BaselineWorkflow  # noqa: E402
+from bench_report import STEPS  # noqa: E402
 
+from cli.processes import ChildProcesses, dev_server_args, find_binary, free_port, wait_port  # noqa: E402
 from config.temporal import ONE_PARTITION  # noqa: E402
 from intake.start import payment_result, start_payment  # noqa: E402
 from models.money import Money  # noqa: E402
@@ -119,22 +120,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # ---------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port} after {seconds:.0f}s")
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of one process (``/proc/<pid>/stat`` utime + stime)."""
     text = Path(f"/proc/{pid}/stat").read_text()
@@ -150,58 +135,20 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def child_env(extra: dict[str, str]) -> dict[str, str]:
-    """This process's environment without the developer's service settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)}
-    env.update(extra)
-    return env
+class Processes(ChildProcesses):
+    """The run's children (logs in the run's folder; SIGTERM, SIGKILL after 20 s), their CPU and memory.
 
-
-class Processes:
-    """The run's child processes, each in its own process group, logs in the run's folder."""
+    Their environment leaves out the developer's service settings (:data:`FOREIGN_PREFIXES`).
+    """
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        with (self.folder / f"{name}.log").open("ab") as log:
-            self.running[name] = subprocess.Popen(
-                args,
-                cwd=ROOT,
-                env=child_env(env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def pid(self, name: str) -> int:
-        process = self.running[name]
-        if process.poll() is not None:
-            log = (self.folder / f"{name}.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log}")
-        return process.pid
+        super().__init__(folder, ROOT, drop_prefixes=FOREIGN_PREFIXES, grace=20.0, kill_grace=10.0)
 
     def cpu(self, name: str) -> float:
         return cpu_seconds(self.pid(name))
 
     def rss(self, name: str) -> float:
         return rss_mb(self.pid(name))
-
-    def stop(self, name: str) -> None:
-        process = self.running.pop(name)
-        for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            try:
-                process.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-
-    def stop_all(self) -> None:
-        for name in reversed(list(self.running)):
-            self.stop(name)
 
 
 async def wait_for_pollers(client: Client, queues: list[tuple[str, TaskQueueType.ValueType]]) -> None:
@@ -368,18 +315,6 @@ def billable_actions(events: Iterable[HistoryEvent]) -> Counter[str]:
     if marker_tasks:
         found["local activities"] += len(marker_tasks)
     return found
-
-
-#: The steps of a workflow with one activity, as its history times them (idle runs, mean ms).
-STEPS = (
-    "server: start -> first workflow task handed to the worker",
-    "worker: first workflow task",
-    "server: activity task handed to a worker",
-    "worker: activity (the vendor call)",
-    "server: second workflow task handed to the worker",
-    "worker: second workflow task",
-    "history: first to last event",
-)
 
 
 def steps(events: list[HistoryEvent]) -> list[float] | None:
@@ -708,12 +643,15 @@ def progress_bar() -> Progress:
 
 
 def server_args(binary: str, port: int, folder: Path, db_file: bool) -> list[str]:
-    args = [binary, "server", "start-dev", "--headless", "--port", str(port), "--log-level", "error"]
-    if db_file:
-        args += ["--db-filename", str(folder / "bench.db")]
-    args += [a for name, kind in DEFINITIONS.items() for a in ("--search-attribute", f"{name}={kind}")]
-    args += [a for pair in ONE_PARTITION for a in ("--dynamic-config-value", pair)]
-    return args
+    return dev_server_args(
+        binary,
+        port,
+        headless=True,
+        db_file=folder / "bench.db" if db_file else None,
+        log_level="error",
+        search_attributes=DEFINITIONS,
+        dynamic_config=ONE_PARTITION,
+    )
 
 
 def worker_env(address: str, sandbox_url: str, queue: str, folder: Path, per_minute: float) -> dict[str, str]:
@@ -734,7 +672,7 @@ async def bench(opts: Options, procs: Processes, folder: Path) -> dict[str, Any]
     temporal_port, sandbox_port = free_port(), free_port()
     address = f"127.0.0.1:{temporal_port}"
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    binary = shutil.which("temporal", path=str(Path(sys.executable).parent)) or "temporal"
+    binary = find_binary("temporal") or "temporal"
     procs.start("temporal", server_args(binary, temporal_port, folder, opts.db_file), {})
     procs.start("sandbox", [sys.executable, "-m", "cli.main", "sandbox", "--port", str(sandbox_port)], {})
     wait_port(temporal_port)
@@ -769,7 +707,7 @@ async def bench(opts: Options, procs: Processes, folder: Path) -> dict[str, Any]
     procs.stop("baseline-worker")
     rate = await rate_limited(opts, procs, folder, fp_client, address, tag)
     parked = await park(opts, procs, fp_client, tag)
-    return report(opts, side, fp_shape, bl_shape, rate, parked, binary)
+    return bench_report.report(opts, side, fp_shape, bl_shape, rate, parked, binary)
 
 
 async def rate_limited(
@@ -887,220 +825,6 @@ async def park(opts: Options, procs: Processes, client: Client, tag: str) -> Par
 
 
 # ---------------------------------------------------------------------------------------------
-# Reporting
-# ---------------------------------------------------------------------------------------------
-
-#: The targets of issue 6, each a check of the results.
-TARGETS: dict[str, Callable[[dict[str, Any]], bool]] = {
-    "throughput ratio >= 0.9": lambda r: r["ratio"] >= 0.9,
-    "idle p50 <= 150 ms": lambda r: r["freightpay"]["idle"]["p50_ms"] <= 150,
-    "1 vendor call per payment": lambda r: abs(r["calls_per_payment"] - 1) < 1e-9,
-    "actions per payment at the design's floor (4)": lambda r: r["actions_per_payment"] <= 4,
-    "limit use >= 0.95 with no 429": lambda r: round(r["limit_use"], 3) >= 0.95 and r["http_429"] == 0,
-    "worker RSS with 10,000 parked <= 300 MB": lambda r: 0 < r["rss_mb_10k_parked"] <= 300,
-}
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory_mb = 0.0
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_mb = int(line.split()[1]) / 1024
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "memory_mb": round(memory_mb),
-        "platform": platform.platform(),
-    }
-
-
-def versions(binary: str) -> dict[str, str]:
-    try:
-        server = subprocess.run(
-            [binary, "--version"], capture_output=True, text=True, timeout=30
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        server = "unknown"
-    return {
-        "python": platform.python_version(),
-        "temporalio": package_version("temporalio"),
-        "temporal_cli": server,
-    }
-
-
-def costs_json(costs: Costs, idle: Latencies, shape: HistoryShape | None) -> dict[str, Any]:
-    found: dict[str, Any] = {
-        "count": costs.count,
-        "per_s": costs.per_second,
-        "elapsed_s": costs.elapsed,
-        **costs.latencies.summary(),
-        "idle": idle.summary(),
-        "worker_cpu_ms_per_payment": costs.per_item_ms(costs.worker_cpu),
-        "server_cpu_ms_per_payment": costs.per_item_ms(costs.server_cpu),
-        "client_cpu_ms_per_payment": costs.per_item_ms(costs.client_cpu),
-        "vendor_calls_per_payment": costs.vendor_calls / costs.count if costs.count else 0.0,
-        "failures": costs.failures[:20],
-        "failed": len(costs.failures),
-    }
-    if shape is not None:
-        found["history"] = asdict(shape)
-    return found
-
-
-def report(
-    opts: Options,
-    side: SideBySide,
-    fp_shape: HistoryShape,
-    bl_shape: HistoryShape,
-    rate: RateResult,
-    parked: ParkedResult,
-    binary: str,
-) -> dict[str, Any]:
-    """Everything measured, with the machine and the versions: what the JSON file holds."""
-    fp, bl = side.fp, side.bl
-    results: dict[str, Any] = {
-        "payments_per_s": fp.per_second,
-        "baseline_per_s": bl.per_second,
-        "ratio": fp.per_second / bl.per_second if bl.per_second else 0.0,
-        "p50_ratio": fp.latencies.ms(50) / bl.latencies.ms(50) if bl.latencies.seconds else 0.0,
-        "p50_ms": fp.latencies.ms(50),
-        "p99_ms": fp.latencies.ms(99),
-        "calls_per_payment": fp.vendor_calls / fp.count if fp.count else 0.0,
-        "actions_per_payment": fp_shape.actions,
-        "rss_mb_10k_parked": parked.rss_parked_mb,
-        "limit_use": rate.limit_use,
-        "http_429": rate.http_429,
-        "freightpay": costs_json(fp, side.fp_idle, fp_shape),
-        "baseline": costs_json(bl, side.bl_idle, bl_shape),
-        "direct": costs_json(side.direct, side.direct_idle, None),
-        "rate_limited": asdict(rate),
-        "parked": asdict(parked),
-    }
-    results["targets"] = {name: bool(check(results)) for name, check in TARGETS.items()}
-    return {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "versions": versions(binary),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-        "results": results,
-    }
-
-
-def line(results: dict[str, Any]) -> str:
-    r = results
-    return (
-        f"bench: payments_per_s={r['payments_per_s']:.1f} baseline_per_s={r['baseline_per_s']:.1f} "
-        f"ratio={r['ratio']:.2f} p50_ms={r['p50_ms']:.1f} p99_ms={r['p99_ms']:.1f} "
-        f"calls_per_payment={r['calls_per_payment']:.2f} actions_per_payment={r['actions_per_payment']:.1f} "
-        f"rss_mb_10k_parked={r['rss_mb_10k_parked']:.1f} limit_use={r['limit_use']:.3f} http_429={r['http_429']}"
-    )
-
-
-def ratio_text(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "-"
-
-
-def tables(run: dict[str, Any]) -> list[Table]:
-    """The run as rich tables: side by side, the idle steps, rate-limited and parked, the targets."""
-    r = run["results"]
-    fp, bl, dx = r["freightpay"], r["baseline"], r["direct"]
-    fh, bh = fp["history"], bl["history"]
-
-    title = f"freightpay vs bare Temporal vs direct calls ({fp['count']} each, {run['options']['concurrency']} in flight)"
-    main = Table(title=title)
-    main.add_column("")
-    for name in ("freightpay", "bare Temporal", "direct httpx", "freightpay / bare"):
-        main.add_column(name, justify="right")
-
-    def row(label: str, a: float, b: float, c: float | None, digits: int = 1, ratio: bool = True) -> None:
-        cells = [f"{a:.{digits}f}", f"{b:.{digits}f}", "-" if c is None else f"{c:.{digits}f}"]
-        main.add_row(label, *cells, ratio_text(a, b) if ratio else "")
-
-    row("throughput (payments/s)", fp["per_s"], bl["per_s"], dx["per_s"])
-    for q in ("p50_ms", "p95_ms", "p99_ms"):
-        row(f"latency {q[:3]} (ms)", fp[q], bl[q], dx[q])
-    for q in ("p50_ms", "p99_ms"):
-        row(f"idle latency {q[:3]} (ms)", fp["idle"][q], bl["idle"][q], dx["idle"][q])
-    row("worker CPU ms / payment", fp["worker_cpu_ms_per_payment"], bl["worker_cpu_ms_per_payment"], None, 2)
-    row("server CPU ms / payment", fp["server_cpu_ms_per_payment"], bl["server_cpu_ms_per_payment"], None, 2)
-    row(
-        "client CPU ms / payment",
-        fp["client_cpu_ms_per_payment"],
-        bl["client_cpu_ms_per_payment"],
-        dx["client_cpu_ms_per_payment"],
-        2,
-    )
-    row(
-        "vendor calls / payment",
-        fp["vendor_calls_per_payment"],
-        bl["vendor_calls_per_payment"],
-        dx["vendor_calls_per_payment"],
-        2,
-        False,
-    )
-    row("history events / payment", fh["events"], bh["events"], None)
-    row("billable actions / payment", fh["actions"], bh["actions"], None)
-    for kind in sorted(set(fh["action_kinds"]) | set(bh["action_kinds"])):
-        row(f"  {kind}", fh["action_kinds"].get(kind, 0.0), bh["action_kinds"].get(kind, 0.0), None, 1, False)
-
-    idle = Table(title="where an idle payment's time goes (mean ms, from the idle runs' histories)")
-    idle.add_column("step")
-    idle.add_column("freightpay", justify="right")
-    idle.add_column("bare Temporal", justify="right")
-    for name in STEPS:
-        idle.add_row(
-            name, f"{fh['idle_steps_ms'].get(name, 0.0):.1f}", f"{bh['idle_steps_ms'].get(name, 0.0):.1f}"
-        )
-    idle.add_row(
-        "client latency (mean, start call -> result)",
-        f"{fp['idle']['mean_ms']:.1f}",
-        f"{bl['idle']['mean_ms']:.1f}",
-    )
-
-    other = Table(title="rate-limited run and parked payments")
-    other.add_column("")
-    other.add_column("value", justify="right")
-    rl, pk = r["rate_limited"], r["parked"]
-    for label, value in (
-        ("rate-limited: payments", str(rl["payments"])),
-        ("  published limit (posts per real minute)", f"{rl['limit_per_minute']:g}"),
-        ("  worker's budget (95 %)", f"{rl['budget_per_minute']:.1f}"),
-        ("  postings accepted", str(rl["accepted"])),
-        ("  postings per minute", f"{rl['postings_per_minute']:.2f}"),
-        ("  limit use", f"{rl['limit_use']:.3f}"),
-        ("  429 answers / blocks", f"{rl['http_429']} / {rl['blocks']}"),
-        ("  gap between postings: least / mean (s)", f"{rl['min_gap_s']:.3f} / {rl['mean_gap_s']:.3f}"),
-        ("  elapsed (s)", f"{rl['elapsed_s']:.1f}"),
-        ("parked: payments in NeedsReview", f"{pk['parked']} of {pk['payments']}"),
-        ("  time to park them all (s)", f"{pk['seconds']:.1f}" + (" (timed out)" if pk["timed_out"] else "")),
-        (
-            "  worker RSS before / parked / peak (MB)",
-            f"{pk['rss_before_mb']:.1f} / {pk['rss_parked_mb']:.1f} / {pk['rss_peak_mb']:.1f}",
-        ),
-        ("  server RSS (MB)", f"{pk['server_rss_mb']:.1f}"),
-        (
-            "  worker / server CPU ms per parked payment",
-            f"{pk['worker_cpu_ms_per_payment']:.2f} / {pk['server_cpu_ms_per_payment']:.2f}",
-        ),
-    ):
-        other.add_row(label, value)
-
-    targets = Table(title="targets")
-    targets.add_column("target")
-    targets.add_column("met")
-    for name, met in r["targets"].items():
-        targets.add_row(name, "yes" if met else "NO")
-    return [main, idle, other, targets]
-
-
-# ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------
 
@@ -1176,25 +900,7 @@ def main(
     # Other work on the machine skews every figure: the load averages say whether there was any.
     run["machine"]["load_average_before"] = [round(x, 2) for x in load_before]
     run["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    run["line"] = line(run["results"])
-    for table in tables(run):
-        console.print(table)
-    failed = sum(run["results"][k]["failed"] for k in ("freightpay", "baseline", "direct"))
-    if failed:
-        console.print(
-            f"[red]{failed} payments did not end Paid[/red]: {run['results']['freightpay']['failures'][:3]}"
-        )
-    if run["results"]["rate_limited"]["not_ended"]:
-        console.print(
-            f"[red]{run['results']['rate_limited']['not_ended']} rate-limited payments did not end[/red]"
-        )
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = results_dir / f"{stamp}.json"
-    path.write_text(json.dumps(run, indent=2) + "\n")
-    console.print(f"({timedelta(seconds=int(run['duration_s']))}; written to {path})")
-    print(run["line"], flush=True)
-    if failed or run["results"]["rate_limited"]["not_ended"]:
+    if not bench_report.publish(run, results_dir, console):
         raise typer.Exit(1)
 
 

@@ -24,8 +24,6 @@ import os
 import random
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cli.processes import ChildProcesses, dev_server_args, find_binary, free_port, wait_port  # noqa: E402
 from config.temporal import ONE_PARTITION, connect  # noqa: E402
 from intake.start import start_payments  # noqa: E402
 from models.money import Money  # noqa: E402
@@ -68,57 +67,6 @@ FAULTS = {
     }
 }
 SETTLED = {s.value for s in PaymentStatus if s.is_final} | {PaymentStatus.NEEDS_REVIEW.value}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port} after {seconds:.0f}s")
-
-
-class Processes:
-    """The run's child processes, each in its own process group, logs in the run's folder."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        log = (self.folder / f"{name}.log").open("ab")
-        self.running[name] = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        process = self.running.pop(name)
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-    def stop_all(self) -> None:
-        for name in list(self.running):
-            self.kill(name, signal.SIGTERM)
 
 
 def instructions(count: int, tag: str) -> list[PaymentInstruction]:
@@ -189,11 +137,15 @@ async def run(count: int, kills: int, restarts: int, timeout: float, seed_value:
     rng = random.Random(seed_value)
     folder = Path(tempfile.mkdtemp(prefix="freightpay-chaos-"))
     temporal_port, sandbox_port = free_port(), free_port()
-    temporal = shutil.which("temporal", path=str(Path(sys.executable).parent)) or "temporal"
-    server = [temporal, "server", "start-dev", "--headless", "--db-filename", str(folder / "temporal.db"),
-              "--port", str(temporal_port), "--log-level", "error"]  # fmt: skip
-    server += [a for name, kind in DEFINITIONS.items() for a in ("--search-attribute", f"{name}={kind}")]
-    server += [a for pair in ONE_PARTITION for a in ("--dynamic-config-value", pair)]
+    server = dev_server_args(
+        find_binary("temporal") or "temporal",
+        temporal_port,
+        headless=True,
+        db_file=folder / "temporal.db",
+        log_level="error",
+        search_attributes=DEFINITIONS,
+        dynamic_config=ONE_PARTITION,
+    )
     sandbox_env = {"SANDBOX_FAULTS": json.dumps({"seed": seed_value, **FAULTS})}
     worker_env = {
         "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
@@ -203,7 +155,8 @@ async def run(count: int, kills: int, restarts: int, timeout: float, seed_value:
         "ALVYS_REQUESTS_PER_MINUTE": "0",
         "ALVYS_READS_PER_MINUTE": "0",
     }
-    procs = Processes(folder)
+    # Each child its own process group, its log in the run's folder; a stop waits 30 s, then SIGKILL.
+    procs = ChildProcesses(folder, ROOT, grace=30, kill_grace=None)
     console.print(
         f"chaos: {count} payments, {kills} worker kills, {restarts} server restart(s); logs in {folder}"
     )
@@ -241,12 +194,12 @@ async def run(count: int, kills: int, restarts: int, timeout: float, seed_value:
                     elapsed = time.monotonic() - began
                     if kill_times and elapsed >= kill_times[0]:
                         kill_times.pop(0)
-                        procs.kill("worker")
+                        procs.stop("worker", signal.SIGKILL)
                         killed += 1
                         procs.start("worker", [sys.executable, "worker.py"], worker_env)
                     if restart_times and elapsed >= restart_times[0]:
                         restart_times.pop(0)
-                        procs.kill("temporal", signal.SIGTERM)
+                        procs.stop("temporal", signal.SIGTERM)
                         procs.start("temporal", server, {})
                         wait_port(temporal_port)
                         restarted += 1
@@ -266,7 +219,7 @@ async def run(count: int, kills: int, restarts: int, timeout: float, seed_value:
                     await asyncio.sleep(1)
             postings = (await sandbox.get("/_sandbox/alvys/postings")).json()
     finally:
-        procs.stop_all()
+        procs.stop_all(newest_first=False)  # in start order, as the chaos run always stopped them
     per_key = Counter(row["reference"] for row in postings if row["reference"].startswith(f"CHAOS-{tag}-"))
     duplicated = sum(1 for n in per_key.values() if n > 1)
     paid_without_posting = sum(

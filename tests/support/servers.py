@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import uvicorn
 
+from cli.processes import free_port
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+#: ``free_port`` is the one of ``cli.processes``, still importable from here.
+__all__ = ["free_port", "serve_app"]
 
 
 @contextlib.contextmanager

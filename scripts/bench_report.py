@@ -1,0 +1,278 @@
+"""The report of a ``make bench`` run: the JSON document, the tables, and the last ``bench:`` line.
+
+Why apart from ``scripts/bench.py``: the bench measures, this module says what was measured. The
+JSON's keys and the last line are read by people comparing runs (``docs/benchmarks.md``, the files
+in ``bench/results/``) and by ``tests/test_bench.py``: they change only on purpose.
+
+It imports nothing of the bench at run time (the bench runs as ``__main__``; importing it again
+would run a second copy): the measured objects come in as arguments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from bench import Costs, HistoryShape, Latencies, Options, ParkedResult, RateResult, SideBySide
+
+#: The steps of a workflow with one activity, as its history times them (idle runs, mean ms): the
+#: keys of each ``history.idle_steps_ms`` in the JSON and the rows of the idle table, in this order
+#: (``bench.steps`` measures them).
+STEPS = (
+    "server: start -> first workflow task handed to the worker",
+    "worker: first workflow task",
+    "server: activity task handed to a worker",
+    "worker: activity (the vendor call)",
+    "server: second workflow task handed to the worker",
+    "worker: second workflow task",
+    "history: first to last event",
+)
+
+
+#: The targets of issue 6, each a check of the results.
+TARGETS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "throughput ratio >= 0.9": lambda r: r["ratio"] >= 0.9,
+    "idle p50 <= 150 ms": lambda r: r["freightpay"]["idle"]["p50_ms"] <= 150,
+    "1 vendor call per payment": lambda r: abs(r["calls_per_payment"] - 1) < 1e-9,
+    "actions per payment at the design's floor (4)": lambda r: r["actions_per_payment"] <= 4,
+    "limit use >= 0.95 with no 429": lambda r: round(r["limit_use"], 3) >= 0.95 and r["http_429"] == 0,
+    "worker RSS with 10,000 parked <= 300 MB": lambda r: 0 < r["rss_mb_10k_parked"] <= 300,
+}
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory_mb = 0.0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_mb = int(line.split()[1]) / 1024
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "memory_mb": round(memory_mb),
+        "platform": platform.platform(),
+    }
+
+
+def versions(binary: str) -> dict[str, str]:
+    try:
+        server = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        server = "unknown"
+    return {
+        "python": platform.python_version(),
+        "temporalio": package_version("temporalio"),
+        "temporal_cli": server,
+    }
+
+
+def costs_json(costs: Costs, idle: Latencies, shape: HistoryShape | None) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "count": costs.count,
+        "per_s": costs.per_second,
+        "elapsed_s": costs.elapsed,
+        **costs.latencies.summary(),
+        "idle": idle.summary(),
+        "worker_cpu_ms_per_payment": costs.per_item_ms(costs.worker_cpu),
+        "server_cpu_ms_per_payment": costs.per_item_ms(costs.server_cpu),
+        "client_cpu_ms_per_payment": costs.per_item_ms(costs.client_cpu),
+        "vendor_calls_per_payment": costs.vendor_calls / costs.count if costs.count else 0.0,
+        "failures": costs.failures[:20],
+        "failed": len(costs.failures),
+    }
+    if shape is not None:
+        found["history"] = asdict(shape)
+    return found
+
+
+def report(
+    opts: Options,
+    side: SideBySide,
+    fp_shape: HistoryShape,
+    bl_shape: HistoryShape,
+    rate: RateResult,
+    parked: ParkedResult,
+    binary: str,
+) -> dict[str, Any]:
+    """Everything measured, with the machine and the versions: what the JSON file holds."""
+    fp, bl = side.fp, side.bl
+    results: dict[str, Any] = {
+        "payments_per_s": fp.per_second,
+        "baseline_per_s": bl.per_second,
+        "ratio": fp.per_second / bl.per_second if bl.per_second else 0.0,
+        "p50_ratio": fp.latencies.ms(50) / bl.latencies.ms(50) if bl.latencies.seconds else 0.0,
+        "p50_ms": fp.latencies.ms(50),
+        "p99_ms": fp.latencies.ms(99),
+        "calls_per_payment": fp.vendor_calls / fp.count if fp.count else 0.0,
+        "actions_per_payment": fp_shape.actions,
+        "rss_mb_10k_parked": parked.rss_parked_mb,
+        "limit_use": rate.limit_use,
+        "http_429": rate.http_429,
+        "freightpay": costs_json(fp, side.fp_idle, fp_shape),
+        "baseline": costs_json(bl, side.bl_idle, bl_shape),
+        "direct": costs_json(side.direct, side.direct_idle, None),
+        "rate_limited": asdict(rate),
+        "parked": asdict(parked),
+    }
+    results["targets"] = {name: bool(check(results)) for name, check in TARGETS.items()}
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(binary),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+        "results": results,
+    }
+
+
+def line(results: dict[str, Any]) -> str:
+    r = results
+    return (
+        f"bench: payments_per_s={r['payments_per_s']:.1f} baseline_per_s={r['baseline_per_s']:.1f} "
+        f"ratio={r['ratio']:.2f} p50_ms={r['p50_ms']:.1f} p99_ms={r['p99_ms']:.1f} "
+        f"calls_per_payment={r['calls_per_payment']:.2f} actions_per_payment={r['actions_per_payment']:.1f} "
+        f"rss_mb_10k_parked={r['rss_mb_10k_parked']:.1f} limit_use={r['limit_use']:.3f} http_429={r['http_429']}"
+    )
+
+
+def ratio_text(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+def tables(run: dict[str, Any]) -> list[Table]:
+    """The run as rich tables: side by side, the idle steps, rate-limited and parked, the targets."""
+    r = run["results"]
+    fp, bl, dx = r["freightpay"], r["baseline"], r["direct"]
+    fh, bh = fp["history"], bl["history"]
+
+    title = f"freightpay vs bare Temporal vs direct calls ({fp['count']} each, {run['options']['concurrency']} in flight)"
+    main = Table(title=title)
+    main.add_column("")
+    for name in ("freightpay", "bare Temporal", "direct httpx", "freightpay / bare"):
+        main.add_column(name, justify="right")
+
+    def row(label: str, a: float, b: float, c: float | None, digits: int = 1, ratio: bool = True) -> None:
+        cells = [f"{a:.{digits}f}", f"{b:.{digits}f}", "-" if c is None else f"{c:.{digits}f}"]
+        main.add_row(label, *cells, ratio_text(a, b) if ratio else "")
+
+    row("throughput (payments/s)", fp["per_s"], bl["per_s"], dx["per_s"])
+    for q in ("p50_ms", "p95_ms", "p99_ms"):
+        row(f"latency {q[:3]} (ms)", fp[q], bl[q], dx[q])
+    for q in ("p50_ms", "p99_ms"):
+        row(f"idle latency {q[:3]} (ms)", fp["idle"][q], bl["idle"][q], dx["idle"][q])
+    row("worker CPU ms / payment", fp["worker_cpu_ms_per_payment"], bl["worker_cpu_ms_per_payment"], None, 2)
+    row("server CPU ms / payment", fp["server_cpu_ms_per_payment"], bl["server_cpu_ms_per_payment"], None, 2)
+    row(
+        "client CPU ms / payment",
+        fp["client_cpu_ms_per_payment"],
+        bl["client_cpu_ms_per_payment"],
+        dx["client_cpu_ms_per_payment"],
+        2,
+    )
+    row(
+        "vendor calls / payment",
+        fp["vendor_calls_per_payment"],
+        bl["vendor_calls_per_payment"],
+        dx["vendor_calls_per_payment"],
+        2,
+        False,
+    )
+    row("history events / payment", fh["events"], bh["events"], None)
+    row("billable actions / payment", fh["actions"], bh["actions"], None)
+    for kind in sorted(set(fh["action_kinds"]) | set(bh["action_kinds"])):
+        row(f"  {kind}", fh["action_kinds"].get(kind, 0.0), bh["action_kinds"].get(kind, 0.0), None, 1, False)
+
+    idle = Table(title="where an idle payment's time goes (mean ms, from the idle runs' histories)")
+    idle.add_column("step")
+    idle.add_column("freightpay", justify="right")
+    idle.add_column("bare Temporal", justify="right")
+    for name in STEPS:
+        idle.add_row(
+            name, f"{fh['idle_steps_ms'].get(name, 0.0):.1f}", f"{bh['idle_steps_ms'].get(name, 0.0):.1f}"
+        )
+    idle.add_row(
+        "client latency (mean, start call -> result)",
+        f"{fp['idle']['mean_ms']:.1f}",
+        f"{bl['idle']['mean_ms']:.1f}",
+    )
+
+    other = Table(title="rate-limited run and parked payments")
+    other.add_column("")
+    other.add_column("value", justify="right")
+    rl, pk = r["rate_limited"], r["parked"]
+    for label, value in (
+        ("rate-limited: payments", str(rl["payments"])),
+        ("  published limit (posts per real minute)", f"{rl['limit_per_minute']:g}"),
+        ("  worker's budget (95 %)", f"{rl['budget_per_minute']:.1f}"),
+        ("  postings accepted", str(rl["accepted"])),
+        ("  postings per minute", f"{rl['postings_per_minute']:.2f}"),
+        ("  limit use", f"{rl['limit_use']:.3f}"),
+        ("  429 answers / blocks", f"{rl['http_429']} / {rl['blocks']}"),
+        ("  gap between postings: least / mean (s)", f"{rl['min_gap_s']:.3f} / {rl['mean_gap_s']:.3f}"),
+        ("  elapsed (s)", f"{rl['elapsed_s']:.1f}"),
+        ("parked: payments in NeedsReview", f"{pk['parked']} of {pk['payments']}"),
+        ("  time to park them all (s)", f"{pk['seconds']:.1f}" + (" (timed out)" if pk["timed_out"] else "")),
+        (
+            "  worker RSS before / parked / peak (MB)",
+            f"{pk['rss_before_mb']:.1f} / {pk['rss_parked_mb']:.1f} / {pk['rss_peak_mb']:.1f}",
+        ),
+        ("  server RSS (MB)", f"{pk['server_rss_mb']:.1f}"),
+        (
+            "  worker / server CPU ms per parked payment",
+            f"{pk['worker_cpu_ms_per_payment']:.2f} / {pk['server_cpu_ms_per_payment']:.2f}",
+        ),
+    ):
+        other.add_row(label, value)
+
+    targets = Table(title="targets")
+    targets.add_column("target")
+    targets.add_column("met")
+    for name, met in r["targets"].items():
+        targets.add_row(name, "yes" if met else "NO")
+    return [main, idle, other, targets]
+
+
+def publish(run: dict[str, Any], results_dir: Path, console: Console) -> bool:
+    """Print the tables, write ``<results_dir>/<timestamp>.json``, print the ``bench:`` line last.
+
+    Sets ``run["line"]``. False if a payment did not end as expected (the exit status is then 1).
+    """
+    run["line"] = line(run["results"])
+    for table in tables(run):
+        console.print(table)
+    failed = sum(run["results"][k]["failed"] for k in ("freightpay", "baseline", "direct"))
+    if failed:
+        console.print(
+            f"[red]{failed} payments did not end Paid[/red]: {run['results']['freightpay']['failures'][:3]}"
+        )
+    if run["results"]["rate_limited"]["not_ended"]:
+        console.print(
+            f"[red]{run['results']['rate_limited']['not_ended']} rate-limited payments did not end[/red]"
+        )
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = results_dir / f"{stamp}.json"
+    path.write_text(json.dumps(run, indent=2) + "\n")
+    console.print(f"({timedelta(seconds=int(run['duration_s']))}; written to {path})")
+    print(run["line"], flush=True)
+    return not (failed or run["results"]["rate_limited"]["not_ended"])
