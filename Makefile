@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint types unit bench chaos clean
+.PHONY: install run test lint types unit fast bench chaos clean
 
 install: $(STAMP)
 
@@ -30,6 +30,13 @@ unit: install
 	$(BIN)/pytest
 
 test: lint types unit
+
+# The fast layer, no dev server and no vendor sandbox: the payment workflow on the time-skipping
+# test server with fake activities, the replay of the recorded histories, and the pure unit tests.
+FAST_TESTS := tests/test_workflow_fast.py tests/test_replay.py tests/test_identity.py tests/test_money.py \
+	tests/test_intake_alvys.py tests/test_alvys_client_requests.py tests/test_alvys_client_parsing.py
+fast: install
+	$(BIN)/pytest -m "not slow" $(FAST_TESTS)
 
 # The chaos run: N payments through a faulty sandbox, the worker killed K times, Temporal restarted.
 PAYMENTS ?= 300

@@ -31,7 +31,6 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -40,7 +39,6 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
-    WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
 )
@@ -53,9 +51,10 @@ from intake.options import IntakeOptions
 from intake.parse import SOURCES, parse_body
 from intake.start import start_payments, start_remittance
 from models.payment import PaymentInstruction
-from models.state import PaymentResult, PaymentState, PaymentStatus
-from models.steps import RemittanceProgress
+from models.state import PaymentStatus
 from workflows import search_attributes as sa
+from workflows.payment import PaymentWorkflow
+from workflows.remittance import RemittanceWorkflow
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -99,9 +98,7 @@ async def _run(
 
 async def outcome(client: Client, workflow_id: str, poll_seconds: float = POLL_SECONDS) -> str:
     """One JSON line for a payment: its result, where it parked for a person, or how Temporal closed it."""
-    handle: WorkflowHandle[Any, PaymentResult] = client.get_workflow_handle(
-        workflow_id, result_type=PaymentResult
-    )
+    handle = client.get_workflow_handle_for(PaymentWorkflow.run, workflow_id)
     done = asyncio.ensure_future(handle.result())
     try:
         while True:
@@ -110,9 +107,7 @@ async def outcome(client: Client, workflow_id: str, poll_seconds: float = POLL_S
                 break
             # Not picked up by a worker yet, or closing right now: ask again at the next poll.
             with contextlib.suppress(RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
-                state: PaymentState = await handle.query(
-                    "status", result_type=PaymentState, rpc_timeout=_QUERY_TIMEOUT
-                )
+                state = await handle.query(PaymentWorkflow.status, rpc_timeout=_QUERY_TIMEOUT)
                 # A closed workflow answers queries too (a terminated one with its last state).
                 if state.status in PARKED and (await handle.describe()).status == RUNNING:
                     return json.dumps(
@@ -141,14 +136,14 @@ async def outcome(client: Client, workflow_id: str, poll_seconds: float = POLL_S
 
 async def _follow_remittance(client: Client, workflow_id: str, total: int) -> None:
     """Wait for a remittance file's workflow, with a progress bar (on stderr) from its ``progress`` query."""
-    handle = client.get_workflow_handle(workflow_id)
+    handle = client.get_workflow_handle_for(RemittanceWorkflow.run, workflow_id)
     done = asyncio.ensure_future(handle.result())
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("payments ended", total=total)
         while not done.done():
             with contextlib.suppress(RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
-                state = await handle.query("progress", result_type=RemittanceProgress)
+                state = await handle.query(RemittanceWorkflow.progress)
                 progress.update(task, completed=state.finished)
             await asyncio.wait([done], timeout=0.5)
     try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -18,6 +19,7 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.alvys import AlvysSteps
+from activities.cash import CashActivities
 from activities.pacing import Pacer
 from activities.payments import PaymentActivities
 from activities.relay import RelayActivities
@@ -30,6 +32,7 @@ from config.temporal import connect, exit_process, missing_search_attributes
 from models.queues import VendorQueue, queue_name
 from vendors.alvys import AlvysClient
 from vendors.transportone import TransportOneClient
+from workflows.deposit import DepositWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.remittance import RemittanceWorkflow
 from workflows.search_attributes import DEFINITIONS
@@ -154,13 +157,24 @@ async def running_worker(
         pacer = Pacer(
             {queue_name(base, q): 60 / (rpm * RATE_MARGIN) for q, rpm in budgets.items() if rpm > 0}
         )
-        activities = payment_activities(settings, http, alvys, pacer).all()
+        cash = CashActivities(
+            alvys,
+            aliases=settings.freightpay.payer_alias_map(),
+            directory_seconds=settings.freightpay.customer_directory_seconds,
+        )
+        activities: list[Callable[..., Any]] = [
+            *payment_activities(settings, http, alvys, pacer).all(),
+            cash.find_loads,
+            cash.find_invoice,
+            cash.find_customer,
+            cash.open_invoices,
+        ]
         remittance = RemittanceActivities(settings.freightpay.data_dir)
         workers = [
             Worker(
                 client,
                 task_queue=base,
-                workflows=list(workflows or (PaymentWorkflow, RemittanceWorkflow)),
+                workflows=list(workflows or (PaymentWorkflow, RemittanceWorkflow, DepositWorkflow)),
                 activities=[
                     remittance.read_lines,
                     remittance.compare_with_accepted,

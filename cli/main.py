@@ -7,10 +7,12 @@ from pathlib import Path
 
 import typer
 
+from cli.deposits import app as deposits_app
 from cli.payments import app as payments_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Durable freight payments on Temporal.")
 app.add_typer(payments_app, name="payments")
+app.add_typer(deposits_app, name="deposits")
 
 
 @app.command()

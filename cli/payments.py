@@ -32,6 +32,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.temporal import connect, execution_status_label
+from intake.start import PAYMENT_WORKFLOW
 from models.state import (
     ActionAnswer,
     ApproveInput,
@@ -44,6 +45,7 @@ from models.state import (
     RetryInput,
 )
 from workflows import search_attributes as sa
+from workflows.payment import PaymentWorkflow
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find, inspect and steer payments.")
 console = Console()
@@ -82,7 +84,7 @@ def visibility_query(
     flag: str | None = None,
 ) -> str:
     """The List Filter for the options given (the same text works in the Web UI's filter box)."""
-    parts = ["WorkflowType = 'PaymentWorkflow'"]
+    parts = [f"WorkflowType = {_quote(PAYMENT_WORKFLOW)}"]
     if status:
         known = {s.value.lower(): s.value for s in PaymentStatus}
         if status.lower() not in known:
@@ -179,10 +181,9 @@ def list_payments(
 
 
 async def _state(client: Client, workflow_id: str) -> PaymentState:
-    handle = client.get_workflow_handle(workflow_id)
+    handle = client.get_workflow_handle_for(PaymentWorkflow.run, workflow_id)
     try:
-        state: PaymentState = await handle.query("status", result_type=PaymentState)
-        return state
+        return await handle.query(PaymentWorkflow.status)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             err.print(f"[red]no payment {workflow_id}[/]")
@@ -193,7 +194,7 @@ async def _state(client: Client, workflow_id: str) -> PaymentState:
 async def _execution(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
     """Temporal's own status of the payment's workflow (Running, Completed, Terminated, ...)."""
     try:
-        return (await client.get_workflow_handle(workflow_id).describe()).status
+        return (await client.get_workflow_handle_for(PaymentWorkflow.run, workflow_id).describe()).status
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             err.print(f"[red]no payment {workflow_id}[/]")
@@ -286,8 +287,11 @@ def show(
 def _act(workflow_id: str, action: str, payload: OperatorInput) -> None:
     async def work(client: Client) -> ActionAnswer:
         await _state(client, workflow_id)  # a clear "no such payment" first
-        handle = client.get_workflow_handle(workflow_id)
+        handle = client.get_workflow_handle_for(PaymentWorkflow.run, workflow_id)
         try:
+            # By name, not PaymentWorkflow.approve etc.: the SDK types an async update declared
+            # with ``@workflow.update(name=...)`` as returning its coroutine, so mypy would take
+            # the typed form's answer for a Coroutine rather than an ActionAnswer.
             answer: ActionAnswer = await handle.execute_update(action, payload, result_type=ActionAnswer)
             return answer
         except WorkflowUpdateFailedError as exc:
@@ -397,9 +401,7 @@ def result(workflow_id: str) -> None:
 
     async def work(client: Client) -> PaymentResult:
         await _state(client, workflow_id)
-        handle = client.get_workflow_handle(workflow_id, result_type=PaymentResult)
-        outcome: PaymentResult = await handle.result()
-        return outcome
+        return await client.get_workflow_handle_for(PaymentWorkflow.run, workflow_id).result()
 
     typer.echo(_run(work).model_dump_json())
 

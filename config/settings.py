@@ -121,6 +121,10 @@ class FreightpaySettings(BaseSettings):
     #: Largest request bodies the ingress reads (JSON, and CSV remittance files).
     max_json_bytes: int = 1_048_576
     max_file_bytes: int = 20 * 1_048_576
+    #: Cash application: payer names the bank prints differently (``BANK NAME=Alvys name;...``)
+    #: and how long a worker keeps its Alvys customer directory (activities/cash.py).
+    payer_aliases: str = ""
+    customer_directory_seconds: float = 3600
     #: Worker Versioning (worker.deployment_config): both set, or neither (unversioned workers).
     deployment_name: str = ""
     build_id: str = ""
@@ -138,6 +142,10 @@ class FreightpaySettings(BaseSettings):
             payable_deadline=timedelta(seconds=self.payable_deadline_seconds),
             callback_timeout=timedelta(seconds=self.callback_timeout_seconds),
         )
+
+    def payer_alias_map(self) -> dict[str, str]:
+        pairs = (p.partition("=") for p in self.payer_aliases.split(";") if "=" in p)
+        return {bank.strip(): name.strip() for bank, _, name in pairs if bank.strip() and name.strip()}
 
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]

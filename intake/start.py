@@ -23,9 +23,8 @@ import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -36,10 +35,12 @@ from models.payment import PaymentInstruction, fingerprint_differences
 from models.state import PaymentResult, PaymentStatus
 from models.steps import PaymentInput, PaymentPolicy, RemittanceInput
 from workflows import search_attributes
+from workflows.payment import PaymentWorkflow
+from workflows.remittance import RemittanceWorkflow
 
-#: The workflow type names (the ingress starts workflows by name, without importing workflow code).
+#: The payment workflow's type name, for visibility List Filters (``WorkflowType = '...'``);
+#: workflows are started, queried and signalled by their typed methods, never by this name.
 PAYMENT_WORKFLOW = "PaymentWorkflow"
-REMITTANCE_WORKFLOW = "RemittanceWorkflow"
 
 
 def static_details(instruction: PaymentInstruction) -> str:
@@ -63,7 +64,7 @@ async def accepted_instruction(
     client: Client, workflow_id: str, *, rpc_timeout: timedelta | None = None
 ) -> PaymentInstruction | None:
     """The instruction the payment ``workflow_id`` was started with, or None if there is none."""
-    handle = client.get_workflow_handle(workflow_id)
+    handle = client.get_workflow_handle_for(PaymentWorkflow.run, workflow_id)
     try:
         async for event in handle.fetch_history_events(page_size=1, rpc_timeout=rpc_timeout):
             payloads = event.workflow_execution_started_event_attributes.input.payloads
@@ -113,7 +114,7 @@ async def start_payment(
     """
     try:
         await client.start_workflow(
-            PAYMENT_WORKFLOW,
+            PaymentWorkflow.run,
             PaymentInput(instruction=instruction, policy=policy),
             id=instruction.workflow_id,
             task_queue=task_queue,
@@ -197,10 +198,7 @@ async def start_payments(
 
 async def payment_result(client: Client, workflow_id: str) -> PaymentResult:
     """Wait for a payment to end and return its result."""
-    handle: WorkflowHandle[Any, PaymentResult] = client.get_workflow_handle(
-        workflow_id, result_type=PaymentResult
-    )
-    return await handle.result()
+    return await client.get_workflow_handle_for(PaymentWorkflow.run, workflow_id).result()
 
 
 async def start_remittance(
@@ -226,7 +224,9 @@ async def start_remittance(
     parent_id = f"remittance-{file_id[:16]}"
     ids = [i.workflow_id for i in instructions]
     try:
-        await client.get_workflow_handle(parent_id).describe(rpc_timeout=rpc_timeout)
+        await client.get_workflow_handle_for(RemittanceWorkflow.run, parent_id).describe(
+            rpc_timeout=rpc_timeout
+        )
         return parent_id, ids  # the same file again: one parent, nothing new
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
@@ -241,7 +241,7 @@ async def start_remittance(
     files.store(data_dir, raw)
     try:
         await client.start_workflow(
-            REMITTANCE_WORKFLOW,
+            RemittanceWorkflow.run,
             RemittanceInput(
                 file_id=file_id,
                 file_name=file_name,

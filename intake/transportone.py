@@ -59,6 +59,11 @@ class BillingPaymentsBody(BaseModel):
     callback: dict[str, Any] | None = None
 
 
+def business_key(invoice_number: str, payment_id: str) -> str:
+    """A TransportOne payment's business key: ``{invoiceNumber}-{paymentId}`` (the workflow id's key)."""
+    return f"{invoice_number}-{payment_id}"
+
+
 def billing_payments(body: Any, options: IntakeOptions) -> list[PaymentInstruction]:
     if not isinstance(body, dict):
         raise IntakeError([FieldProblem("body", "must be a JSON object")])
@@ -83,7 +88,7 @@ def billing_payments(body: Any, options: IntakeOptions) -> list[PaymentInstructi
         instructions.append(
             PaymentInstruction(
                 source=Source.TRANSPORTONE,
-                business_key=f"{payment.invoiceNumber}-{payment.paymentId}",
+                business_key=business_key(payment.invoiceNumber, payment.paymentId),
                 source_event_id=payment.paymentId,
                 target=Target.TRANSPORTONE_PAYMENT,
                 ids=TargetIds(invoice_number=payment.invoiceNumber),

@@ -26,7 +26,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.deposit import Deposit, RemittanceLine
+from models.deposit import Deposit, KnownTarget, RemittanceLine
 from models.money import Money
 
 #: At most this many invoices are combined to explain an amount-only deposit.
@@ -34,24 +34,14 @@ MAX_SET_SIZE = 5
 #: Beyond this many open invoices the amount-only search is not tried (C(n, 5) grows fast).
 MAX_CANDIDATES = 40
 
+__all__ = ["Application", "KnownTarget", "Plan", "Strategy", "Unmatched", "plan_for"]
+
 
 class Strategy(StrEnum):
     EXPLICIT = "explicit"
     FREE_TEXT = "free_text"
     AMOUNT_ONLY = "amount_only"
     OPERATOR = "operator"
-
-
-class KnownTarget(BaseModel):
-    """What the vendor knows under a reference: the load a payment is posted to, and what is open."""
-
-    model_config = ConfigDict(frozen=True)
-
-    reference: str
-    load_number: str
-    invoice_number: str | None = None
-    open_balance: Money | None = None
-    customer_id: str | None = None
 
 
 class Application(BaseModel):
@@ -103,7 +93,7 @@ def _sum(amounts: Sequence[Money], currency: str) -> Money:
 
 
 #: Tokens that look like invoice, load or PO numbers: letters, digits and dashes, with a digit.
-_TOKEN = re.compile(r"(?<![A-Za-z0-9-])([A-Za-z]{0,6}-?[0-9][A-Za-z0-9-]{2,29})(?![A-Za-z0-9-])")
+_TOKEN = re.compile(r"(?<![A-Za-z0-9-])([A-Za-z0-9][A-Za-z0-9-]{2,30})(?![A-Za-z0-9-])")
 
 
 def references_in_text(text: str) -> list[str]:

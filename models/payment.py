@@ -24,6 +24,8 @@ class Source(StrEnum):
     TRANSPORTONE = "transportone"
     MYCARRIER = "mycarrier"
     REMITTANCE = "remittance"
+    #: A deposit's application (cash application: workflows/deposit.py).
+    DEPOSIT = "deposit"
 
 
 class Target(StrEnum):
@@ -130,6 +132,8 @@ class PaymentInstruction(BaseModel):
     check_number: str | None = None
     reference_number: str = Field(min_length=1)
     note: str | None = None
+    #: The deposit workflow that applied this payment (``DepositId``), for cash application.
+    deposit_id: str | None = None
     #: True when the source gave no currency and USD was assumed (Alvys ``Currency`` null or 0,
     #: MyCarrier's empty ``CurrencyIdentifier``).
     currency_defaulted: bool = False

@@ -143,8 +143,16 @@ def confirmation_from_callback(
 ) -> Confirmation:
     """What a (genuine) vendor callback proves. Its amounts carry no currency: the payment's own."""
     currency = instruction.amount.currency
-    applied = Money(amount=report.applied_amount, currency=currency) if report.applied_amount else None
-    total = Money(amount=report.total_amount, currency=currency) if report.total_amount else None
+    try:
+        applied = Money(amount=report.applied_amount, currency=currency) if report.applied_amount else None
+        total = Money(amount=report.total_amount, currency=currency) if report.total_amount else None
+    except ValueError as exc:  # MoneyError and pydantic's ValidationError are ValueErrors
+        # An amount the payment's currency cannot hold proves nothing: a person must look.
+        return Confirmation(
+            confirmed=False,
+            vendor_payment_id=vendor_payment_id,
+            reason=f"the callback's amounts do not fit {currency} ({str(exc).splitlines()[0]})",
+        )
     applied = applied or instruction.amount
     total = total or instruction.invoice_total or applied
     fully_paid = report.invoice_status.upper() == "PAID" if report.invoice_status else applied >= total

@@ -289,6 +289,7 @@ async def test_a_remittance_file_pays_every_line(
     assert again.json() == answer.json()  # the same file is the same parent; nothing new
 
 
+@pytest.mark.slow
 async def test_a_remittance_file_of_a_thousand_lines_completes(
     http: httpx.AsyncClient, client: Client, sandbox: httpx.AsyncClient
 ) -> None:

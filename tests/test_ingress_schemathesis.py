@@ -39,6 +39,8 @@ from ingress.app import create_app
 from tests.conftest import API_KEY, MC_SECRET
 from tests.support.servers import serve_app
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CHECKS: list[schemathesis.CheckFunction] = [
     not_a_server_error,

@@ -40,7 +40,7 @@ from tests.test_ingress import exists
 from tests.test_payment_workflow import uid
 from tests.test_transportone_route import add_invoice, postings
 
-pytestmark = pytest.mark.usefixtures("worker")
+pytestmark = [pytest.mark.usefixtures("worker"), pytest.mark.slow]
 _T = TypeVar("_T")
 
 #: References that differ only in punctuation and case: each must be its own payment.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -31,6 +32,8 @@ from tests.conftest import venv_binary
 from tests.support import alvys_sandbox as alvys
 from tests.support.servers import serve_app
 from workflows.search_attributes import ALL_KEYS
+
+pytestmark = pytest.mark.slow
 
 #: A vendor minute lasts 20 s. (Temporal's task-queue limiter allows a burst of ceil(rate) per
 #: second; Alvys allows 1 request per second, so the test keeps the rate under 1 per second, as

@@ -17,7 +17,6 @@ same idempotent request, and the vendor records the payment once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +25,7 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.payments import PaymentActivities
@@ -161,8 +160,13 @@ class PaymentWorkflow:
                 if story.done() or not self._take_temporal_cancel():
                     continue
                 story.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await story
+                except BaseException as stopped:
+                    # The story ends by the cancellation: a CancelledError, or the ActivityError of a
+                    # vendor read that was cancelled under it; anything else is a real failure.
+                    if not is_cancelled_exception(stopped):
+                        raise
                 self._pending = None
                 self._enter(
                     PaymentStatus.CANCELLED,
@@ -549,6 +553,9 @@ class PaymentWorkflow:
                 self._enter(PaymentStatus.CANCELLED, reason=f"cancelled: {input.reason or 'no reason given'}")
             case Action.RESOLVE:
                 message, next_step = "marked as resolved by hand in the vendor's system", Next.ENDED
+                if isinstance(input, ResolveInput) and input.vendor_payment_id:
+                    self._state.vendor_payment_id = input.vendor_payment_id
+                    message += f" (vendor payment {input.vendor_payment_id})"
                 self._enter(
                     PaymentStatus.RESOLVED_MANUALLY,
                     reason=f"resolved by hand: {input.reason or 'no reason given'}",
@@ -602,6 +609,8 @@ class PaymentWorkflow:
                 summary=summary[:200],
             )
         except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise  # Temporal's cancellation of the story, not vendor trouble (see run)
             text = str(err.cause) if err.cause is not None else str(err)
             self._note_vendor_answer(summary, text)
             return self._ask_a_person(texts.unreachable(self._instruction, text))

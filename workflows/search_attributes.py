@@ -25,6 +25,10 @@ PAYMENT_REFERENCE = SearchAttributeKey.for_keyword("PaymentReference")
 PAYMENT_AMOUNT = SearchAttributeKey.for_float("PaymentAmount")
 #: Facts beside the status a person should see (``Overpaid``; later ``Unreconciled``, ...).
 PAYMENT_FLAGS = SearchAttributeKey.for_keyword_list("PaymentFlags")
+#: Cash application: a deposit's state and its unapplied cash; each payment names its deposit.
+DEPOSIT_STATUS = SearchAttributeKey.for_keyword("DepositStatus")
+UNAPPLIED_AMOUNT = SearchAttributeKey.for_float("UnappliedAmount")
+DEPOSIT_ID = SearchAttributeKey.for_keyword("DepositId")
 
 ALL_KEYS = (
     PAYMENT_STATUS,
@@ -36,11 +40,18 @@ ALL_KEYS = (
     PAYMENT_REFERENCE,
     PAYMENT_AMOUNT,
     PAYMENT_FLAGS,
+    DEPOSIT_STATUS,
+    UNAPPLIED_AMOUNT,
+    DEPOSIT_ID,
 )
 
 #: Name -> Temporal type, for registering them (``temporal operator search-attribute create``).
 DEFINITIONS: dict[str, str] = {
-    key.name: {PAYMENT_AMOUNT.name: "Double", PAYMENT_FLAGS.name: "KeywordList"}.get(key.name, "Keyword")
+    key.name: {
+        PAYMENT_AMOUNT.name: "Double",
+        UNAPPLIED_AMOUNT.name: "Double",
+        PAYMENT_FLAGS.name: "KeywordList",
+    }.get(key.name, "Keyword")
     for key in ALL_KEYS
 }
 
@@ -60,6 +71,7 @@ def payment_pairs(instruction: PaymentInstruction, status: PaymentStatus) -> lis
         (LOAD_NUMBER, ids.load_number),
         (TRIP_ID, ids.trip_id),
         (INVOICE_NUMBER, ids.invoice_number),
+        (DEPOSIT_ID, instruction.deposit_id),
     ):
         if value:
             pairs.append(SearchAttributePair(key, value))
@@ -83,3 +95,8 @@ def updates(
     if flags:
         found.append(PAYMENT_FLAGS.value_set(list(flags)))
     return found
+
+
+def deposit_pairs(status: str, unapplied: float) -> list[SearchAttributePair]:  # type: ignore[type-arg]
+    """A deposit's attributes: its ``DepositStatus`` and ``UnappliedAmount`` (a Double, for filters)."""
+    return [SearchAttributePair(DEPOSIT_STATUS, status), SearchAttributePair(UNAPPLIED_AMOUNT, unapplied)]

@@ -1,0 +1,194 @@
+"""Bank, lockbox and factor files in: one ``DepositWorkflow`` per deposit, and what became of them.
+
+Shared by the ingress (``POST /v1/remittances``, ``GET /v1/remittances/{id}``) and
+``starter.py remittance FILE --format``. A file is parsed whole (intake/deposits.py) before
+anything starts; then each deposit starts its workflow, ``deposit-{source}-{key}``, with the
+id-reuse policy REJECT_DUPLICATE and the conflict policy USE_EXISTING: the same file twice,
+or the same deposit in two files, is one deposit. The file's ``remittance_id`` is
+``remittance-{sha256[:16]}`` of its bytes; a small manifest under
+``FREIGHTPAY_DATA_DIR/remittances/`` names its format and deposits, so the file's view can be
+read back later (the deposits themselves are in Temporal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from intake import files
+from models.deposit import Deposit, DepositInput, DepositState, DepositStatus, FileFormat
+from models.steps import PaymentPolicy
+from workflows import search_attributes
+from workflows.deposit import DepositWorkflow, deposit_workflow_id
+
+
+def remittance_id_of(raw: bytes) -> str:
+    return f"remittance-{files.file_id_of(raw)[:16]}"
+
+
+def _manifest_path(data_dir: str | Path, remittance_id: str) -> Path:
+    if not remittance_id.startswith("remittance-") or not remittance_id[11:].isalnum():
+        raise ValueError(f"bad remittance id {remittance_id!r}")
+    return Path(data_dir) / "remittances" / f"{remittance_id}.json"
+
+
+def _write_manifest(data_dir: str | Path, remittance_id: str, manifest: dict[str, Any]) -> None:
+    path = _manifest_path(data_dir, remittance_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-")
+    with os.fdopen(fd, "w") as out:
+        json.dump(manifest, out)
+    os.replace(tmp, path)
+
+
+def read_manifest(data_dir: str | Path, remittance_id: str) -> dict[str, Any] | None:
+    try:
+        path = _manifest_path(data_dir, remittance_id)
+    except ValueError:
+        return None
+    if not path.exists():
+        return None
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+async def start_deposits(
+    client: Client,
+    raw: bytes,
+    deposits: Sequence[Deposit],
+    *,
+    file_format: FileFormat,
+    file_name: str,
+    task_queue: str,
+    policy: PaymentPolicy,
+    data_dir: str | Path,
+    rpc_timeout: timedelta | None = None,
+) -> tuple[str, list[dict[str, str]]]:
+    """Start (or find) each deposit's workflow; returns the file's id and its deposits' summary."""
+    remittance_id = remittance_id_of(raw)
+    summary = [
+        {
+            "deposit_id": deposit_workflow_id(d.source, d.key),
+            "amount": str(d.amount.amount),
+            "currency": d.amount.currency,
+        }
+        for d in deposits
+    ]
+    gate = asyncio.Semaphore(20)
+
+    async def one(deposit: Deposit, deposit_id: str) -> None:
+        async with gate:
+            try:
+                await client.start_workflow(
+                    DepositWorkflow.run,
+                    DepositInput(deposit=deposit, policy=policy, remittance_id=remittance_id),
+                    id=deposit_id,
+                    task_queue=task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    search_attributes=TypedSearchAttributes(
+                        [
+                            SearchAttributePair(
+                                search_attributes.DEPOSIT_STATUS, DepositStatus.APPLYING.value
+                            ),
+                            SearchAttributePair(
+                                search_attributes.UNAPPLIED_AMOUNT, float(deposit.amount.amount)
+                            ),
+                        ]
+                    ),
+                    static_summary=f"Deposit {deposit.amount} ref {deposit.reference}"
+                    + (f" from {deposit.payer}" if deposit.payer else "")
+                    + f" ({deposit.source})",
+                    rpc_timeout=rpc_timeout,
+                )
+            except WorkflowAlreadyStartedError:
+                pass  # the same deposit again (this file twice, or another file): one deposit
+
+    await asyncio.gather(*(one(d, s["deposit_id"]) for d, s in zip(deposits, summary, strict=True)))
+    _write_manifest(
+        data_dir,
+        remittance_id,
+        {
+            "remittance_id": remittance_id,
+            "format": file_format.value,
+            "file_name": file_name,
+            "deposits": summary,
+        },
+    )
+    return remittance_id, summary
+
+
+def deposit_view(state: DepositState) -> dict[str, Any]:
+    """One deposit as ``GET /v1/remittances/{id}`` and ``starter.py --wait`` tell it (decimal strings)."""
+    return {
+        "deposit_id": state.deposit_id,
+        "amount": str(state.deposit.amount.amount),
+        "currency": state.deposit.amount.currency,
+        "applied": str(state.applied.amount),
+        "unapplied": str(state.unapplied.amount),
+        "status": state.status.value,
+        "applications": [
+            {
+                "reference": a.reference,
+                "load_number": a.load_number,
+                "amount": str(a.amount.amount),
+                "workflow_id": a.workflow_id,
+                "payment_status": a.payment_status,
+                "reason": a.reason,
+            }
+            for a in state.applications
+        ],
+        "unmatched": [
+            {
+                "reference": u.reference,
+                "amount": str(u.amount.amount),
+                "reason": u.reason,
+                "candidates": u.candidates,
+            }
+            for u in state.unmatched
+        ],
+    }
+
+
+async def deposit_state(
+    client: Client, deposit_id: str, *, rpc_timeout: timedelta | None = None
+) -> DepositState | None:
+    """The deposit's ``state`` query (None: no such deposit)."""
+    try:
+        return await client.get_workflow_handle_for(DepositWorkflow.run, deposit_id).query(
+            DepositWorkflow.state, rpc_timeout=rpc_timeout
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+async def remittance_view(
+    client: Client, remittance_id: str, data_dir: str | Path, *, rpc_timeout: timedelta | None = None
+) -> dict[str, Any] | None:
+    """``{"remittance_id", "format", "deposits": [...]}`` for a file of deposits (None: unknown file)."""
+    manifest = read_manifest(data_dir, remittance_id)
+    if manifest is None:
+        return None
+    deposits = []
+    for entry in manifest["deposits"]:
+        state = await deposit_state(client, entry["deposit_id"], rpc_timeout=rpc_timeout)
+        deposits.append(deposit_view(state) if state else {**entry, "status": "Unknown"})
+    return {"remittance_id": remittance_id, "format": manifest["format"], "deposits": deposits}

@@ -1,0 +1,183 @@
+"""Cash application end to end: DepositWorkflow on the dev server, real HTTP to the Alvys sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client, WorkflowUpdateFailedError
+
+from config.settings import Settings
+from intake.cash import start_deposits
+from models.deposit import (
+    Adjustment,
+    ApplyInput,
+    Deposit,
+    DepositState,
+    DepositStatus,
+    FileFormat,
+    RemittanceLine,
+)
+from models.money import Money
+from models.steps import PaymentPolicy
+from tests.support import alvys_sandbox as alvys
+from tests.test_payment_workflow import uid
+from workflows.deposit import DepositWorkflow
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def usd(amount: str) -> Money:
+    return Money.of(amount, "USD")
+
+
+async def start(
+    client: Client, settings: Settings, *deposits: Deposit, raw: bytes | None = None
+) -> list[str]:
+    _, summary = await start_deposits(
+        client,
+        raw or uid().encode(),
+        deposits,
+        file_format=FileFormat.X12_820,
+        file_name="test.x12",
+        task_queue=settings.freightpay.task_queue,
+        policy=PaymentPolicy(),
+        data_dir=settings.freightpay.data_dir,
+    )
+    return [s["deposit_id"] for s in summary]
+
+
+async def until(client: Client, deposit_id: str, status: DepositStatus, seconds: float = 60) -> DepositState:
+    handle = client.get_workflow_handle_for(DepositWorkflow.run, deposit_id)
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        state = await handle.query(DepositWorkflow.state)
+        settled = all(a.payment_status not in ("Received", "Running") for a in state.applications)
+        if state.status is status and settled:
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{deposit_id} is {state.status}: {state}")
+        await asyncio.sleep(0.2)
+
+
+async def test_explicit_lines_short_pay_and_an_unknown_line_then_apply(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    a, b, trace = f"L-{uid()}", f"L-{uid()}", f"TRN-{uid()}"
+    await alvys.add_load(sandbox, a, status="Invoiced", billable="100.00")
+    await alvys.add_load(sandbox, b, status="Invoiced", billable="50.00")
+    deposit = Deposit(
+        source="x12-820",
+        key=trace,
+        amount=usd("175.00"),
+        reference=trace,
+        payer="ACME",
+        lines=(
+            RemittanceLine(reference=a, amount_paid=usd("100.00"), invoice_amount=usd("100.00")),
+            RemittanceLine(
+                reference=b,
+                amount_paid=usd("45.00"),
+                invoice_amount=usd("50.00"),
+                adjustments=(Adjustment(amount=usd("5.00"), reason_code="CS"),),
+            ),
+            RemittanceLine(reference=f"NOPE-{uid()}", amount_paid=usd("30.00")),
+        ),
+    )
+    (deposit_id,) = await start(client, settings, deposit)
+    assert deposit_id == f"deposit-x12-820-{trace}"
+
+    state = await until(client, deposit_id, DepositStatus.UNAPPLIED)
+
+    assert state.applied == usd("145.00") and state.unapplied == usd("30.00")
+    by_load = {x.load_number: x for x in state.applications}
+    assert by_load[a].payment_status == "Paid" and by_load[b].payment_status == "PartiallyPaid"
+    assert by_load[b].reason == "adjustment CS USD 5.00"
+    assert next(u.reason for u in state.unmatched).startswith("no invoice or load NOPE-")
+    assert sorted(await alvys.postings(sandbox, trace)) == sorted(
+        [
+            ("customer", a, Decimal("100.00")),
+            ("customer", b, Decimal("45.00")),
+        ]
+    )
+
+    handle = client.get_workflow_handle_for(DepositWorkflow.run, deposit_id)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(
+            "apply", ApplyInput(load_number=b, amount=Decimal("31.00")), result_type=DepositState
+        )
+    assert "more than the unapplied USD 30.00" in str(refused.value.cause)
+    c = f"L-{uid()}"
+    await alvys.add_load(sandbox, c, status="Invoiced", billable="30.00")
+    await handle.execute_update(
+        "apply", ApplyInput(load_number=c, amount=Decimal("30.00"), operator="t"), result_type=DepositState
+    )
+    done = await asyncio.wait_for(handle.result(), 60)
+    assert done.status is DepositStatus.APPLIED and done.unapplied == usd("0.00")
+    assert done.applied + done.unapplied == deposit.amount
+
+
+async def test_free_text_references_adding_up_are_paid_in_full(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    a, b, ref = f"L-{uid()}", f"L-{uid()}", f"BNK{uid()}"
+    await alvys.add_load(sandbox, a, status="Invoiced", billable="120.00")
+    await alvys.add_load(sandbox, b, status="Invoiced", billable="80.50")
+    deposit = Deposit(
+        source="bai2",
+        key=ref,
+        amount=usd("200.50"),
+        reference=ref,
+        free_text=f"PAYMENT LOADS {a} AND {b} THANK YOU",
+    )
+    (deposit_id,) = await start(client, settings, deposit)
+    done = await asyncio.wait_for(
+        client.get_workflow_handle_for(DepositWorkflow.run, deposit_id).result(), 60
+    )
+    assert done.status is DepositStatus.APPLIED and done.strategy == "free_text"
+    assert sorted((x.load_number, x.amount) for x in done.applications) == sorted(
+        [(a, usd("120.00")), (b, usd("80.50"))]
+    )
+
+
+async def test_the_same_deposit_in_two_files_posts_once(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    a, trace = f"L-{uid()}", f"TRN-{uid()}"
+    await alvys.add_load(sandbox, a, status="Invoiced", billable="60.00")
+    deposit = Deposit(
+        source="x12-820",
+        key=trace,
+        amount=usd("60.00"),
+        reference=trace,
+        lines=(RemittanceLine(reference=a, amount_paid=usd("60.00")),),
+    )
+    first = await start(client, settings, deposit, raw=b"file one")
+    second = await start(client, settings, deposit, raw=b"file two")
+    again = await start(client, settings, deposit, raw=b"file one")
+    assert first == second == again
+    done = await asyncio.wait_for(client.get_workflow_handle_for(DepositWorkflow.run, first[0]).result(), 60)
+    assert done.status is DepositStatus.APPLIED
+    assert await alvys.postings(sandbox, trace) == [("customer", a, Decimal("60.00"))]
+
+
+async def test_resolve_ends_a_deposit_with_unapplied_cash(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    ref = f"BNK{uid()}"
+    deposit = Deposit(
+        source="bai2", key=ref, amount=usd("99.99"), reference=ref, free_text="NOTHING TO SEE 1234567"
+    )
+    (deposit_id,) = await start(client, settings, deposit)
+    state = await until(client, deposit_id, DepositStatus.UNAPPLIED)
+    assert state.unapplied == usd("99.99") and not state.applications
+    handle = client.get_workflow_handle_for(DepositWorkflow.run, deposit_id)
+    from models.deposit import ResolveDepositInput
+
+    await handle.execute_update(
+        "resolve", ResolveDepositInput(reason="refunded", operator="t"), result_type=DepositState
+    )
+    done = await asyncio.wait_for(handle.result(), 30)
+    assert done.status is DepositStatus.RESOLVED and "refunded" in (done.resolution or "")
