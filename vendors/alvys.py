@@ -437,6 +437,31 @@ class Invoice(_Result):
         return _find(self.payments, reference)
 
 
+class Customer(_Result):
+    """A customer (``customers/search``, ``GET customers``): who an invoice's payer is at Alvys."""
+
+    id: str
+    name: str
+    company_number: str | None = None
+    status: str | None = None
+    invoicing_name: str | None = None
+    invoicing_name_alias: str | None = None
+
+
+class CustomerPage(_Result):
+    """One page of ``customers/search``; ``total`` counts every customer matching."""
+
+    items: list[Customer] = Field(default_factory=list)
+    total: int = 0
+
+
+class InvoicePage(_Result):
+    """One page of ``invoices/search``; ``total`` counts every invoice matching."""
+
+    items: list[Invoice] = Field(default_factory=list)
+    total: int = 0
+
+
 class Load(_Result):
     """A load from ``loads/search``: identifiers, status and the customer-side money."""
 
@@ -571,6 +596,19 @@ class _WireInvoice(_Wire):
     payments: list[_WirePayment] | None = None
 
 
+class _WireInvoicingInformation(_Wire):
+    invoicing_name: str | None = None
+    invoicing_name_alias: str | None = None
+
+
+class _WireCustomer(_Wire):
+    id: str
+    name: str
+    company_number: str | None = None
+    status: str | None = None
+    invoicing_information: _WireInvoicingInformation | None = None
+
+
 class _WireLoad(_Wire):
     id: str | None = None
     load_number: str
@@ -692,6 +730,18 @@ def _carrier_result(wire: _WireCarrierPayment, request: CarrierPayment) -> Carri
         trip_number=wire.trip_number,
         trip_status=wire.status,
         payments=_payments(wire.carrier_payments),
+    )
+
+
+def _customer(wire: _WireCustomer) -> Customer:
+    info = wire.invoicing_information
+    return Customer(
+        id=wire.id,
+        name=wire.name,
+        company_number=wire.company_number,
+        status=wire.status,
+        invoicing_name=info.invoicing_name if info else None,
+        invoicing_name_alias=info.invoicing_name_alias if info else None,
     )
 
 
@@ -1005,6 +1055,57 @@ class AlvysClient:
 
         url = f"{self._loads_api}/loads/search"
         return await self._search("loads-search", url, body, max_pages, _WireLoad, _load)
+
+    async def search_customers(
+        self, *, statuses: Iterable[str] | None = None, page: int = 0, page_size: int = 100
+    ) -> CustomerPage:
+        """One page (0-based) of customers, by status (Alvys has no search by name).
+
+        ``Statuses`` is required by ``CustomerSearchRequest`` (null or missing is a 400), so it
+        is always sent: no statuses is an empty list, which the sandbox reads as "any status"
+        (Alvys does not publish what an empty list means).
+        """
+        endpoint = "customers-search"
+        body: dict[str, Any] = {"Page": page, "PageSize": page_size, "Statuses": list(statuses or [])}
+        response = await self._send(endpoint, "POST", f"{self._api}/customers/search", body=body)
+        wire = _read(response, endpoint, _WirePage)
+        items = [_item(response, endpoint, item, _WireCustomer, _customer) for item in wire.items]
+        return CustomerPage(items=items, total=wire.total if wire.total is not None else len(items))
+
+    async def get_customer(self, *, company_number: str) -> Customer:
+        """One customer by its company number (``GET customers?companyNumber=``)."""
+        endpoint = "customers"
+        response = await self._send(
+            endpoint, "GET", f"{self._api}/customers", params={"companyNumber": company_number}
+        )
+        wire = _read(response, endpoint, _WireCustomer)
+        return _convert(response, endpoint, lambda: _customer(wire))
+
+    async def search_invoices(
+        self,
+        *,
+        customer_id: str | None = None,
+        statuses: Iterable[str] | None = None,
+        load_numbers: Iterable[str] | None = None,
+        po_numbers: Iterable[str] | None = None,
+        page: int = 0,
+        page_size: int = 100,
+    ) -> InvoicePage:
+        """One page (0-based) of invoices by customer, status, loads or POs (at least one filter)."""
+        endpoint = "invoices-search"
+        filters: dict[str, Any] = {
+            "CustomerId": customer_id,
+            "Status": list(statuses) if statuses else None,
+            "LoadNumbers": list(load_numbers) if load_numbers else None,
+            "PONumbers": list(po_numbers) if po_numbers else None,
+        }
+        if not (customer_id or load_numbers or po_numbers):
+            raise ValueError("an invoice search needs a customer, load numbers or PO numbers")
+        body = {"Page": page, "PageSize": page_size, **{k: v for k, v in filters.items() if v}}
+        response = await self._send(endpoint, "POST", f"{self._api}/invoices/search", body=body)
+        wire = _read(response, endpoint, _WirePage)
+        items = [_item(response, endpoint, item, _WireInvoice, _invoice) for item in wire.items]
+        return InvoicePage(items=items, total=wire.total if wire.total is not None else len(items))
 
     async def search_trips(
         self,
