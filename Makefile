@@ -33,7 +33,7 @@ test: lint types unit
 
 # The fast layer, no dev server and no vendor sandbox: the payment workflow on the time-skipping
 # test server with fake activities, the replay of the recorded histories, and the pure unit tests.
-FAST_TESTS := tests/test_workflow_fast.py tests/test_replay.py tests/test_identity.py tests/test_money.py \
+FAST_TESTS := tests/test_workflow_fast.py tests/test_vendor_outage_fast.py tests/test_rules.py tests/test_matching.py tests/test_deposit_parsers.py tests/test_replay.py tests/test_identity.py tests/test_money.py \
 	tests/test_intake_alvys.py tests/test_alvys_client_requests.py tests/test_alvys_client_parsing.py
 fast: install
 	$(BIN)/pytest -m "not slow" $(FAST_TESTS)

@@ -4,7 +4,9 @@ SOURCE is one of ``alvys-customer-payment``, ``alvys-carrier-payment`` (FILE hol
 request body, docs/vendors.md#alvys-customer-payments, or a JSON array of them),
 ``transportone-payment`` (TransportOne's ``{"data": {"payments": [...]}}`` body, e.g.
 examples/transportone-payment.json), ``mycarrier`` (an ``invoice.payment`` webhook body),
-``remittance`` (a CSV file; see intake/remittance.py). One workflow id per line. It uses the same
+``remittance`` (freightpay's CSV, see intake/remittance.py, or a bank, lockbox or factor file:
+BAI2, X12 820, camt.054, an Apex report, detected from the content or given with ``--format``;
+one deposit workflow each, and with ``--wait`` one JSON line per deposit). One workflow id per line. It uses the same
 intake, and the same size limits, as the HTTP ingress: a JSON body of at most
 ``max_json_bytes`` (1 MiB), a remittance file of at most ``max_file_bytes`` (20 MiB), checked
 before the file is read.
@@ -46,10 +48,13 @@ from temporalio.service import RPCError
 
 from config.settings import get_settings
 from config.temporal import connect, execution_status_label
+from intake.cash import deposit_state, deposit_view, file_format_of, start_file
+from intake.deposits import parse_deposits
 from intake.errors import IntakeError, PaymentConflicts
 from intake.options import IntakeOptions
 from intake.parse import SOURCES, parse_body
 from intake.start import start_payments, start_remittance
+from models.deposit import Deposit, DepositStatus, FileFormat
 from models.payment import PaymentInstruction
 from models.state import PaymentStatus
 from workflows import search_attributes as sa
@@ -70,6 +75,51 @@ PARKED = frozenset(
 POLL_SECONDS = 0.5
 _QUERY_TIMEOUT = timedelta(seconds=5)
 RUNNING = WorkflowExecutionStatus.RUNNING
+
+
+async def _run_deposits(
+    file: Path, raw: bytes, file_format: FileFormat, deposits: list[Deposit], wait: bool
+) -> None:
+    """A bank, lockbox or factor file: one deposit workflow each; with ``--wait``, each deposit as JSON."""
+    settings = get_settings()
+    client = await connect()
+    answer = await start_file(
+        client, raw, file_format, deposits, file_name=file.name, task_queue=settings.freightpay.task_queue,
+        policy=settings.freightpay.policy(), data_dir=settings.freightpay.data_dir,
+    )  # fmt: skip
+    print(
+        f"remittance file {file.name} ({file_format.value}): {answer['remittance_id']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    for deposit in answer["deposits"]:
+        print(deposit["deposit_id"], flush=True)
+    if wait:
+        for deposit in answer["deposits"]:
+            print(json.dumps(await settled_deposit(client, deposit["deposit_id"])), flush=True)
+
+
+async def settled_deposit(
+    client: Client, deposit_id: str, poll_seconds: float = POLL_SECONDS
+) -> dict[str, object]:
+    """The deposit once it has applied what it could and its payments ended or parked for a person."""
+    while True:
+        with contextlib.suppress(RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+            state = await deposit_state(client, deposit_id, rpc_timeout=_QUERY_TIMEOUT)
+            if state is not None and state.status is not DepositStatus.APPLYING:
+                waiting = [a for a in state.applications if a.payment_status in ("Received", "Running")]
+                if not waiting or await _all_parked_or_done(client, [a.workflow_id for a in waiting]):
+                    return deposit_view(state)
+        await asyncio.sleep(poll_seconds)
+
+
+async def _all_parked_or_done(client: Client, workflow_ids: list[str]) -> bool:
+    for workflow_id in workflow_ids:
+        handle = client.get_workflow_handle_for(PaymentWorkflow.run, workflow_id)
+        state = await handle.query(PaymentWorkflow.status, rpc_timeout=_QUERY_TIMEOUT)
+        if not (state.status.is_final or state.status in PARKED):
+            return False
+    return True
 
 
 async def _run(
@@ -184,6 +234,11 @@ def main(
     source: str = typer.Argument(..., help=f"one of: {', '.join(SOURCES)}"),
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
     wait: bool = typer.Option(False, "--wait", help="wait for each payment to end (or park) and report it"),
+    file_format: str | None = typer.Option(
+        None,
+        "--format",
+        help="remittance only: csv, bai2, x12-820, camt054, apex (default: from the content)",
+    ),
 ) -> None:
     """Start the payments in FILE."""
     too_big = _size_problem(source, file)
@@ -192,6 +247,11 @@ def main(
         raise typer.Exit(EXIT_INPUT)
     try:
         raw = file.read_bytes()
+        fmt = file_format_of(raw, file_format) if source == "remittance" else FileFormat.CSV
+        if fmt is not FileFormat.CSV:
+            deposits = parse_deposits(raw, fmt)
+            asyncio.run(_run_deposits(file, raw, fmt, deposits, wait))
+            return
         instructions = parse_body(source, raw, IntakeOptions())
         asyncio.run(_run(source, file, raw, instructions, wait))
     except IntakeError as exc:

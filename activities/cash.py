@@ -14,6 +14,7 @@ none. Payer names the bank prints differently are mapped by ``FREIGHTPAY_PAYER_A
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ from models.deposit import (
 from vendors.alvys import AlvysClient, AlvysProblem
 
 #: Statuses of invoices that still take money.
-OPEN_INVOICE_STATUSES = ["Invoiced", "PartiallyPaid", "Sent", "Open"]
+OPEN_INVOICE_STATUSES = ["AwaitingPayment", "Open", "Overdue"]
 _SUFFIXES = {"INC", "LLC", "LTD", "CO", "CORP", "CORPORATION", "COMPANY", "THE", "LP", "LLP", "PLLC"}
 
 
@@ -41,6 +42,11 @@ def normalised(name: str) -> str:
     """A payer or customer name as the directory compares them: ``Acme Foods, Inc.`` → ``ACME FOODS``."""
     words = re.sub(r"[^A-Z0-9 ]+", " ", name.upper()).split()
     return " ".join(w for w in words if w not in _SUFFIXES)
+
+
+def _page(numbers: list[str]) -> int:
+    """One page that holds every asked number's load (one call; Alvys pages hold up to 500)."""
+    return max(50, min(len(numbers) * 2, 500))
 
 
 class CashActivities:
@@ -150,6 +156,8 @@ class CashActivities:
             if (page + 1) * 100 >= batch.total or not batch.items:
                 break
             page += 1
+            # Alvys blocks a caller for 3 minutes for two calls within a second (its default rule).
+            await asyncio.sleep(1.1)
         self._directory = directory
         self._directory_until = self._clock() + self._directory_seconds
 

@@ -5,6 +5,10 @@ input; 3 Temporal unreachable; 4 no such payment; 5 refused by ``submit``: a rep
 facts (a payment with the same business key was already accepted with different facts; nothing
 was started).
 
+``approve|retry|cancel|resolve --where QUERY`` act on every payment the query matches, through
+cli/bulk.py (the same updates; exit 1 some refused, 2 not confirmed or a query Temporal
+refuses, 3 some failed).
+
 ``list`` and ``show`` give Temporal's own execution status (Running, Completed, Canceled,
 Terminated, ...) beside the PaymentStatus: a payment terminated in Temporal keeps the
 PaymentStatus it last had (no code runs at a termination), and a closed one offers no actions.
@@ -31,6 +35,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from cli import bulk
+from cli.bulk import CLOSED_BY_TEMPORAL
 from config.temporal import connect, execution_status_label
 from intake.start import PAYMENT_WORKFLOW
 from models.state import (
@@ -202,15 +208,6 @@ async def _execution(client: Client, workflow_id: str) -> WorkflowExecutionStatu
         raise
 
 
-#: Closed by Temporal itself, not by the payment's own code: the PaymentStatus is the last it had.
-CLOSED_BY_TEMPORAL = {
-    WorkflowExecutionStatus.TERMINATED,
-    WorkflowExecutionStatus.CANCELED,
-    WorkflowExecutionStatus.TIMED_OUT,
-    WorkflowExecutionStatus.FAILED,
-}
-
-
 def render(state: PaymentState, execution: WorkflowExecutionStatus | None = None) -> None:
     """The status query, for a person (with Temporal's execution status, when given)."""
     temporal = f"  (Temporal: {execution_status(execution)})" if execution else ""
@@ -287,36 +284,48 @@ def show(
 def _act(workflow_id: str, action: str, payload: OperatorInput) -> None:
     async def work(client: Client) -> ActionAnswer:
         await _state(client, workflow_id)  # a clear "no such payment" first
-        handle = client.get_workflow_handle_for(PaymentWorkflow.run, workflow_id)
         try:
-            # By name, not PaymentWorkflow.approve etc.: the SDK types an async update declared
-            # with ``@workflow.update(name=...)`` as returning its coroutine, so mypy would take
-            # the typed form's answer for a Coroutine rather than an ActionAnswer.
-            answer: ActionAnswer = await handle.execute_update(action, payload, result_type=ActionAnswer)
-            return answer
+            return await bulk.send_update(client, workflow_id, action, payload)
+        except bulk.Refused as refusal:
+            err.print(f"[red]{action} refused:[/] {refusal}")
         except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            message = getattr(cause, "message", None) or str(cause or exc)
-            err.print(f"[red]{action} refused:[/] {message}")
-            raise typer.Exit(EXIT_REFUSED) from None
+            err.print(f"[red]{action} refused:[/] {bulk.update_failure(exc)}")
         except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND or "workflow execution already completed" in str(exc):
-                state = await _state(client, workflow_id)
-                execution = await _execution(client, workflow_id)
-                if execution in CLOSED_BY_TEMPORAL:
-                    err.print(
-                        f"[red]{action} refused:[/] the payment was closed by Temporal: "
-                        f"{execution_status(execution)} (its last status: {state.status.value})"
-                    )
-                else:
-                    err.print(f"[red]{action} refused:[/] the payment is already {state.status.value}")
-                raise typer.Exit(EXIT_REFUSED) from None
-            raise
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            err.print(f"[red]no payment {workflow_id}[/]")  # gone since the first look
+            raise typer.Exit(EXIT_NOT_FOUND) from None
+        raise typer.Exit(EXIT_REFUSED)
 
     answer = _run(work)
     console.print(f"{answer.workflow_id}: [bold cyan]{answer.status.value}[/]  {answer.message}")
 
 
+def _take(
+    action: str,
+    payload: OperatorInput,
+    workflow_id: str | None,
+    where: str | None,
+    dry_run: bool,
+    yes: bool,
+    rate: float | None,
+) -> None:
+    """One payment (WORKFLOW_ID), or every payment ``--where`` matches (cli/bulk.py)."""
+    bulk.check_target(workflow_id, where, dry_run, yes, rate)
+    if where is None:
+        assert workflow_id is not None
+        _act(workflow_id, action, payload)
+        return
+
+    async def work(client: Client) -> int:
+        return await bulk.run(client, action, payload, where, dry_run=dry_run, yes=yes, rate=rate)
+
+    raise typer.Exit(_run(work))
+
+
+WORKFLOW_ID = typer.Argument(
+    None, metavar="WORKFLOW_ID", help="the payment's workflow id (or --where QUERY)", show_default=False
+)
 OPERATOR = typer.Option(None, "--operator", help="who acts (default: your user name)")
 REASON = typer.Option(None, "--reason", help="why, for the payment's record")
 
@@ -331,37 +340,56 @@ def _who(operator: str | None) -> str:
 
 
 @app.command()
-def approve(workflow_id: str, reason: str | None = REASON, operator: str | None = OPERATOR) -> None:
-    """Let a payment that awaits approval be posted."""
-    _act(workflow_id, "approve", ApproveInput(operator=_who(operator), reason=reason))
+def approve(
+    workflow_id: str | None = WORKFLOW_ID,
+    reason: str | None = REASON,
+    operator: str | None = OPERATOR,
+    where: str | None = bulk.WHERE,
+    dry_run: bool = bulk.DRY_RUN,
+    yes: bool = bulk.YES,
+    rate: float | None = bulk.RATE,
+) -> None:
+    """Let a payment that awaits approval be posted (or every payment --where matches)."""
+    payload = ApproveInput(operator=_who(operator), reason=reason)
+    _take("approve", payload, workflow_id, where, dry_run, yes, rate)
 
 
 @app.command()
-def cancel(workflow_id: str, reason: str | None = REASON, operator: str | None = OPERATOR) -> None:
-    """Stop a payment that has not been posted."""
-    _act(workflow_id, "cancel", CancelInput(operator=_who(operator), reason=reason))
+def cancel(
+    workflow_id: str | None = WORKFLOW_ID,
+    reason: str | None = REASON,
+    operator: str | None = OPERATOR,
+    where: str | None = bulk.WHERE,
+    dry_run: bool = bulk.DRY_RUN,
+    yes: bool = bulk.YES,
+    rate: float | None = bulk.RATE,
+) -> None:
+    """Stop a payment that has not been posted (or every payment --where matches)."""
+    payload = CancelInput(operator=_who(operator), reason=reason)
+    _take("cancel", payload, workflow_id, where, dry_run, yes, rate)
 
 
 @app.command()
 def resolve(
-    workflow_id: str,
+    workflow_id: str | None = WORKFLOW_ID,
     reason: str | None = REASON,
     operator: str | None = OPERATOR,
     vendor_payment_id: str | None = typer.Option(
         None, "--vendor-payment-id", help="the id the vendor gave it"
     ),
+    where: str | None = bulk.WHERE,
+    dry_run: bool = bulk.DRY_RUN,
+    yes: bool = bulk.YES,
+    rate: float | None = bulk.RATE,
 ) -> None:
-    """End a payment that was settled by hand in the vendor's system."""
-    _act(
-        workflow_id,
-        "resolve",
-        ResolveInput(operator=_who(operator), reason=reason, vendor_payment_id=vendor_payment_id),
-    )
+    """End a payment that was settled by hand in the vendor's system (or every --where match)."""
+    payload = ResolveInput(operator=_who(operator), reason=reason, vendor_payment_id=vendor_payment_id)
+    _take("resolve", payload, workflow_id, where, dry_run, yes, rate)
 
 
 @app.command()
 def retry(
-    workflow_id: str,
+    workflow_id: str | None = WORKFLOW_ID,
     reason: str | None = REASON,
     operator: str | None = OPERATOR,
     load_number: str | None = typer.Option(None, "--load-number", help="corrected Alvys load number"),
@@ -370,8 +398,15 @@ def retry(
     invoice_number: str | None = typer.Option(None, "--invoice-number", help="corrected invoice number"),
     amount: str | None = typer.Option(None, "--amount", help="corrected amount (only before posting)"),
     currency: str | None = typer.Option(None, "--currency", help="ISO 4217 code of the corrected amount"),
+    where: str | None = bulk.WHERE,
+    dry_run: bool = bulk.DRY_RUN,
+    yes: bool = bulk.YES,
+    rate: float | None = bulk.RATE,
 ) -> None:
-    """Run a payment again from validation, optionally with corrected identifiers or amount."""
+    """Run a payment again from validation, optionally with corrected identifiers or amount.
+
+    With --where, every match is retried, each with the same corrections (if any are given).
+    """
     value: Decimal | None = None
     if amount is not None:
         try:
@@ -379,20 +414,17 @@ def retry(
         except InvalidOperation:
             err.print(f"[red]--amount:[/] {amount!r} is not a number")
             raise typer.Exit(EXIT_INPUT) from None
-    _act(
-        workflow_id,
-        "retry",
-        RetryInput(
-            operator=_who(operator),
-            reason=reason,
-            load_number=load_number,
-            trip_id=trip_id,
-            trip_number=trip_number,
-            invoice_number=invoice_number,
-            amount=value,
-            currency=currency,
-        ),
+    payload = RetryInput(
+        operator=_who(operator),
+        reason=reason,
+        load_number=load_number,
+        trip_id=trip_id,
+        trip_number=trip_number,
+        invoice_number=invoice_number,
+        amount=value,
+        currency=currency,
     )
+    _take("retry", payload, workflow_id, where, dry_run, yes, rate)
 
 
 @app.command()
@@ -413,8 +445,9 @@ def submit(
     ),
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
     wait: bool = typer.Option(False, "--wait", help="wait for each payment and print its result"),
+    file_format: str | None = typer.Option(None, "--format", help="remittance only: csv, bai2, x12-820, ..."),
 ) -> None:
     """Start the payments in FILE (the same intake as starter.py and the ingress)."""
     import starter
 
-    starter.main(source, file, wait)
+    starter.main(source, file, wait, file_format)

@@ -13,9 +13,10 @@ from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.alerts import check_url, parse_secret
 from models.steps import PaymentPolicy
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8701"
@@ -117,6 +118,8 @@ class FreightpaySettings(BaseSettings):
     payable_recheck_seconds: float = 3600
     payable_deadline_seconds: float = 14 * 24 * 3600
     callback_timeout_seconds: float = 3600
+    #: ``FREIGHTPAY_VENDOR_PATIENCE_SECONDS``: a vendor unreachable this long → WaitingForVendor.
+    vendor_patience_seconds: float = 3600
     data_dir: str = ".data"
     #: Largest request bodies the ingress reads (JSON, and CSV remittance files).
     max_json_bytes: int = 1_048_576
@@ -130,6 +133,23 @@ class FreightpaySettings(BaseSettings):
     build_id: str = ""
     #: ``FREIGHTPAY_RELAY_KEYS``: keys proving a callback came through the ingress (config/relay.py).
     relay_keys: SecretStr | None = None
+    #: Operator alerts (activities/alerts.py): POSTed here when set, signed with the
+    #: ``whsec_<base64>`` secret (Standard Webhooks, config/alerts.py) when that is set too.
+    alert_webhook_url: str = ""
+    alert_webhook_secret: SecretStr | None = None
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _alert_url(cls, value: str) -> str:
+        return check_url(value)  # AlertConfigError names the variable, never shows the value
+
+    @field_validator("alert_webhook_secret")
+    @classmethod
+    def _alert_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_secret(value.get_secret_value())  # AlertConfigError, not ValueError: see config/alerts.py
+        return SecretStr(value.get_secret_value().strip())
 
     def policy(self) -> PaymentPolicy:
         thresholds: dict[str, Decimal] = {}
@@ -141,6 +161,8 @@ class FreightpaySettings(BaseSettings):
             payable_recheck_interval=timedelta(seconds=self.payable_recheck_seconds),
             payable_deadline=timedelta(seconds=self.payable_deadline_seconds),
             callback_timeout=timedelta(seconds=self.callback_timeout_seconds),
+            vendor_patience=timedelta(seconds=self.vendor_patience_seconds),
+            alerts=bool(getattr(self, "alert_webhook_url", "")),
         )
 
     def payer_alias_map(self) -> dict[str, str]:

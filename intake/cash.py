@@ -32,10 +32,17 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from intake import files
+from intake.deposits import detect_format, parse_deposits
+from intake.errors import FieldProblem, IntakeError
+from intake.options import IntakeOptions
+from intake.parse import parse_body
+from intake.start import start_remittance
 from models.deposit import Deposit, DepositInput, DepositState, DepositStatus, FileFormat
+from models.payment import PaymentInstruction
 from models.steps import PaymentPolicy
 from workflows import search_attributes
 from workflows.deposit import DepositWorkflow, deposit_workflow_id
+from workflows.remittance import RemittanceWorkflow
 
 
 def remittance_id_of(raw: bytes) -> str:
@@ -134,6 +141,67 @@ async def start_deposits(
     return remittance_id, summary
 
 
+def file_format_of(raw: bytes, given: str | None) -> FileFormat:
+    """The format named (``?format=``, ``--format``), else the one the content shows."""
+    if given is None:
+        return detect_format(raw)
+    try:
+        return FileFormat(given)
+    except ValueError:
+        formats = ", ".join(f.value for f in FileFormat)
+        raise IntakeError(
+            [FieldProblem("format", f"{given!r} is not one of {formats}")], "Unknown file format"
+        ) from None
+
+
+def parse_file(
+    raw: bytes, file_format: FileFormat, options: IntakeOptions
+) -> list[PaymentInstruction] | list[Deposit]:
+    """The whole file validated: payment instructions (freightpay's CSV) or deposits (the rest)."""
+    if file_format is FileFormat.CSV:
+        return parse_body("remittance", raw, options)
+    return parse_deposits(raw, file_format)
+
+
+async def start_file(
+    client: Client,
+    raw: bytes,
+    file_format: FileFormat,
+    parsed: list[PaymentInstruction] | list[Deposit],
+    *,
+    file_name: str,
+    task_queue: str,
+    policy: PaymentPolicy,
+    data_dir: str | Path,
+    rpc_timeout: timedelta | None = None,
+) -> dict[str, Any]:
+    """Start what a validated file holds; the answer ``POST /v1/remittances`` gives (202)."""
+    if file_format is FileFormat.CSV:
+        instructions = [i for i in parsed if isinstance(i, PaymentInstruction)]
+        parent, ids = await start_remittance(
+            client, raw, instructions, file_name=file_name, task_queue=task_queue, policy=policy,
+            data_dir=data_dir, rpc_timeout=rpc_timeout,
+        )  # fmt: skip
+        return {
+            "workflow_ids": ids,
+            "remittance_workflow_id": parent,
+            "remittance_id": parent,
+            "format": file_format.value,
+            "deposits": [],
+        }
+    deposits = [d for d in parsed if isinstance(d, Deposit)]
+    remittance_id, summary = await start_deposits(
+        client, raw, deposits, file_format=file_format, file_name=file_name, task_queue=task_queue,
+        policy=policy, data_dir=data_dir, rpc_timeout=rpc_timeout,
+    )  # fmt: skip
+    return {
+        "workflow_ids": [d["deposit_id"] for d in summary],
+        "remittance_id": remittance_id,
+        "format": file_format.value,
+        "deposits": summary,
+    }
+
+
 def deposit_view(state: DepositState) -> dict[str, Any]:
     """One deposit as ``GET /v1/remittances/{id}`` and ``starter.py --wait`` tell it (decimal strings)."""
     return {
@@ -183,10 +251,26 @@ async def deposit_state(
 async def remittance_view(
     client: Client, remittance_id: str, data_dir: str | Path, *, rpc_timeout: timedelta | None = None
 ) -> dict[str, Any] | None:
-    """``{"remittance_id", "format", "deposits": [...]}`` for a file of deposits (None: unknown file)."""
+    """``{"remittance_id", "format", "deposits": [...]}`` for a file (None: unknown file).
+
+    A CSV file has no deposits: its parent workflow's progress is given, under the same id.
+    """
     manifest = read_manifest(data_dir, remittance_id)
     if manifest is None:
-        return None
+        try:
+            progress = await client.get_workflow_handle_for(RemittanceWorkflow.run, remittance_id).query(
+                RemittanceWorkflow.progress, rpc_timeout=rpc_timeout
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return {
+            "remittance_id": remittance_id,
+            "format": FileFormat.CSV.value,
+            "deposits": [],
+            "progress": progress.model_dump(mode="json"),
+        }
     deposits = []
     for entry in manifest["deposits"]:
         state = await deposit_state(client, entry["deposit_id"], rpc_timeout=rpc_timeout)

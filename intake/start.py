@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from intake import files
 from intake.errors import FieldDifference, PaymentConflict, PaymentConflicts
+from models import texts
 from models.payment import PaymentInstruction, fingerprint_differences
 from models.state import PaymentResult, PaymentStatus
 from models.steps import PaymentInput, PaymentPolicy, RemittanceInput
@@ -41,23 +42,6 @@ from workflows.remittance import RemittanceWorkflow
 #: The payment workflow's type name, for visibility List Filters (``WorkflowType = '...'``);
 #: workflows are started, queried and signalled by their typed methods, never by this name.
 PAYMENT_WORKFLOW = "PaymentWorkflow"
-
-
-def static_details(instruction: PaymentInstruction) -> str:
-    """What the Temporal UI shows under the summary: the payment's facts, as markdown."""
-    ids = ", ".join(f"{k} `{v}`" for k, v in instruction.ids.model_dump(exclude_none=True).items())
-    lines = [
-        f"**{instruction.summary()}**",
-        f"- Source: {instruction.source.value} (event `{instruction.source_event_id or instruction.business_key}`)",
-        f"- Target: {instruction.target.value} ({ids or 'to be resolved'})",
-        f"- Amount: {instruction.amount}"
-        + (" (currency not given: USD assumed)" if instruction.currency_defaulted else ""),
-        f"- Reference (idempotency key): `{instruction.reference_number}`",
-        f"- Payment date: {instruction.payment_date:%Y-%m-%d}",
-    ]
-    if instruction.method or instruction.check_number:
-        lines.append(f"- Method: {instruction.method or '-'} {instruction.check_number or ''}".rstrip())
-    return "\n".join(lines)
 
 
 async def accepted_instruction(
@@ -122,7 +106,7 @@ async def start_payment(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search_attributes.typed(instruction, PaymentStatus.RECEIVED),
             static_summary=instruction.summary(),
-            static_details=static_details(instruction),
+            static_details=texts.static_details(instruction),
             rpc_timeout=rpc_timeout,
         )
     except WorkflowAlreadyStartedError:

@@ -35,6 +35,9 @@ ALLOWED: dict[PaymentStatus, frozenset[Action]] = {
     PaymentStatus.AWAITING_APPROVAL: frozenset({Action.APPROVE, Action.CANCEL, Action.RESOLVE}),
     PaymentStatus.WAITING_FOR_PAYABLE: frozenset({Action.RETRY, Action.CANCEL, Action.RESOLVE}),
     PaymentStatus.NEEDS_REVIEW: frozenset({Action.RETRY, Action.CANCEL, Action.RESOLVE}),
+    # The vendor call goes on by itself: a retry would only repeat it; cancel (if nothing was
+    # posted) and resolve (settled by hand) still end the payment.
+    PaymentStatus.WAITING_FOR_VENDOR: frozenset({Action.CANCEL, Action.RESOLVE}),
 }
 
 POSTED_MESSAGE = "the payment was already posted to the vendor"

@@ -19,6 +19,9 @@ class PaymentStatus(StrEnum):
     VALIDATING = "Validating"
     AWAITING_APPROVAL = "AwaitingApproval"
     WAITING_FOR_PAYABLE = "WaitingForPayable"
+    #: The vendor has been unreachable (or answering 5xx) longer than the patience; it keeps
+    #: trying by itself. Operators may still cancel (nothing posted) or resolve.
+    WAITING_FOR_VENDOR = "WaitingForVendor"
     POSTING = "Posting"
     CONFIRMING = "Confirming"
     PAID = "Paid"

@@ -30,6 +30,12 @@ class PaymentPolicy(BaseModel):
     payable_recheck_interval: timedelta = timedelta(hours=1)
     payable_deadline: timedelta = timedelta(days=14)
     callback_timeout: timedelta = timedelta(hours=1)
+    #: How long a step's vendor may be unreachable (or answer 5xx) before the payment shows
+    #: ``WaitingForVendor``; it then keeps trying with capped backoff and carries on by itself.
+    #: None (inputs recorded before it existed): NeedsReview after an hour, as those payments did.
+    vendor_patience: timedelta | None = None
+    #: Whether exception alerts are sent (``FREIGHTPAY_ALERT_WEBHOOK_URL`` set at the start).
+    alerts: bool = False
 
     def needs_approval(self, amount: Money) -> bool:
         threshold = self.approval_thresholds.get(amount.currency)
@@ -163,6 +169,14 @@ class CallbackReport(BaseModel):
     #: The ingress's proof that the report came through its authenticated callback route
     #: (an HMAC, checked by the worker; config/relay.py). A report without a valid one is refused.
     proof: str | None = None
+
+
+class LoadPayable(BaseModel):
+    """``load_payable``: an Alvys event (``load.status.changed``) says a load became payable."""
+
+    load_number: str | None = None
+    status: str | None = None
+    event_id: str | None = None
 
 
 class CallbackCheck(BaseModel):

@@ -28,6 +28,27 @@ def target_label(instruction: PaymentInstruction) -> str:
     return f"{vendor} invoice {ids.invoice_number}"
 
 
+def static_details(instruction: PaymentInstruction) -> str:
+    """What the Temporal UI shows under the summary: the payment's facts, as markdown."""
+    ids = ", ".join(f"{k} `{v}`" for k, v in instruction.ids.model_dump(exclude_none=True).items())
+    lines = [
+        f"**{instruction.summary()}**",
+        f"- Source: {instruction.source.value} (event `{instruction.source_event_id or instruction.business_key}`)",
+        f"- Target: {instruction.target.value} ({ids or 'to be resolved'})",
+        f"- Amount: {instruction.amount}"
+        + (" (currency not given: USD assumed)" if instruction.currency_defaulted else ""),
+        f"- Reference (idempotency key): `{instruction.reference_number}`",
+        f"- Payment date: {instruction.payment_date:%Y-%m-%d}",
+    ]
+    if instruction.method or instruction.check_number:
+        lines.append(f"- Method: {instruction.method or '-'} {instruction.check_number or ''}".rstrip())
+    if instruction.deposit_id:
+        lines.append(f"- Deposit: `{instruction.deposit_id}`")
+    if instruction.note:
+        lines.append(f"- Note: {instruction.note}")
+    return "\n".join(lines)
+
+
 def post_description(outcome: PostOutcome) -> str:
     """The vendor's answer to a recorded post, in one line."""
     parts = [f"recorded as {outcome.vendor_payment_id or 'a payment'}"]

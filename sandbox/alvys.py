@@ -1,11 +1,14 @@
-"""Alvys TMS simulator: OAuth token, customer/carrier payments, invoices, loads/trips search.
+"""Alvys TMS simulator: OAuth token, customer/carrier payments, invoices, customers, searches.
 
 Why it exists: Alvys can't be reached from here, yet freightpay must be tested against Alvys's real
 wire behaviour. Everything the simulator says follows Alvys's published OpenAPI document (the
 authority), then the vendor facts of docs/vendors.md (which also summarises the captured pages):
 PascalCase bodies, .NET ProblemDetails errors, request schemas that forbid unknown fields, idempotency
 per (load|trip, ReferenceNumber), payable load statuses, trips turning ``Completed`` once covered,
-invoices following the payments on their loads.
+invoices following the payments on their loads (``GET /invoices`` and ``POST /invoices/search``
+answer the same InvoiceResponse: a customer payment lowers ``RemainingBalance`` in both, and the
+invoice turns ``Paid`` once covered), customers (``POST /customers/search`` by ``Statuses``,
+``GET /customers?companyNumber=|id=``) whose names the invoices carry.
 
 Shapes that differ between the captures and the current contract are options, so clients can be
 tested against both: ``customer_payment_shape`` ("current" ``{Id, LoadNumber, Status, TotalPaid,
@@ -25,9 +28,14 @@ comments; amounts are strings or numbers, read as Decimal; currencies are ISO 42
 "USD"/"CAD"/"MXN", default 840)::
 
     {"alvys": {
+      "customers": [{"Id": "CUST-MOBIX", "Name": "Mobix Sourcing", "CompanyNumber": "CUST-MOBIX",
+                    "Status": "Active", "InvoicingName": "MOBIX SOURCING", "InvoicingNameAlias":
+                    "optional", "Type": "Shipper", "ExternalId": "optional", "DateCreated":
+                    "optional", "PaymentTermsInDays": 30}],
       "loads":    [{"LoadNumber": "L-1001", "Status": "Invoiced", "Billable": {"Amount": "382.53",
                     "Currency": 840}, "PONumber": "26714518", "OrderNumber": "ORD-1001",
-                    "CustomerId": "...", "CustomerName": "...", "Id": "optional", "InvoiceNumber":
+                    "CustomerId": "a customer's Id (then CustomerName is its Name)",
+                    "CustomerName": "...", "Id": "optional", "InvoiceNumber":
                     "optional shortcut: creates or joins that invoice", "IsDeleted": false}],
       "trips":    [{"Id": "T-1001", "TripNumber": "TR-1001", "LoadNumber": "L-1001",
                     "Status": "Delivered", "CarrierPayable": {"Amount": "382.53", "Currency": 840},
@@ -35,7 +43,10 @@ comments; amounts are strings or numbers, read as Decimal; currencies are ISO 42
       "invoices": [{"Id": "optional", "Number": "INV-1001", "LoadNumbers": ["L-1001"],
                     "Status": "AwaitingPayment", "InvoicedDate": "...", "DueDate": "..."}]}}
 
-The same record shapes are accepted by the controls ``POST /_sandbox/alvys/loads|trips|invoices``.
+The same record shapes are accepted by the controls ``POST /_sandbox/alvys/customers|loads|trips|
+invoices``. A load posted there with a ``CustomerId`` must name a known customer and gets an invoice
+of its own for that customer (its ``InvoiceNumber``, or ``INV-<LoadNumber>``; Total = Billable);
+without a ``CustomerId`` a load is added as from the data file.
 
 Layout, one job a module: :mod:`sandbox.alvys_wire` (published constants, ProblemDetails, values
 as .NET writes them), :mod:`sandbox.alvys_validation` (request bodies checked as ASP.NET does),
@@ -58,6 +69,8 @@ from sandbox.alvys_sim import AlvysSandbox, EndpointHook, Handler
 from sandbox.alvys_validation import (
     CARRIER_PAYMENT_REQUEST,
     CUSTOMER_PAYMENT_REQUEST,
+    CUSTOMER_SEARCH_REQUEST,
+    INVOICE_SEARCH_REQUEST,
     LOAD_SEARCH_REQUEST,
     TRIP_SEARCH_REQUEST,
     payment_in,
@@ -103,7 +116,7 @@ __all__ = [
 
 
 def alvys_router(state: AlvysSandbox) -> APIRouter:
-    """The Alvys endpoints over ``state``: token, payments, invoices, loads/trips search."""
+    """The Alvys endpoints over ``state``: token, payments, invoices, customers, loads/trips search."""
     router = APIRouter(tags=["Alvys (simulated)"])
 
     def add(path: str, method: str, endpoint: AlvysEndpoint, handler: Handler, summary: str) -> None:
@@ -153,6 +166,24 @@ def alvys_router(state: AlvysSandbox) -> APIRouter:
         query = search_query(await read_json_body(request), TRIP_SEARCH_REQUEST)
         return DecimalJSONResponse(state.search_trips(query))
 
+    async def invoices_search(request: Request) -> Response:
+        require_version(request, V1)
+        state.authorize(request.headers.get("authorization"))
+        query = search_query(await read_json_body(request), INVOICE_SEARCH_REQUEST)
+        return DecimalJSONResponse(state.search_invoices(query))
+
+    async def customers_search(request: Request) -> Response:
+        require_version(request, V1)
+        state.authorize(request.headers.get("authorization"))
+        query = search_query(await read_json_body(request), CUSTOMER_SEARCH_REQUEST)
+        return DecimalJSONResponse(state.search_customers(query))
+
+    async def get_customer(request: Request) -> Response:
+        require_version(request, V1)
+        state.authorize(request.headers.get("authorization"))
+        params = request.query_params
+        return DecimalJSONResponse(state.get_customer(params.get("id"), params.get("companyNumber")))
+
     base = "/api/p/v{version}"
     add("/oauth/token", "POST", AlvysEndpoint.TOKEN, token, "OAuth2 client-credentials token")
     add(
@@ -170,6 +201,15 @@ def alvys_router(state: AlvysSandbox) -> APIRouter:
         "Record carrier payment",
     )
     add(f"{base}/invoices", "GET", AlvysEndpoint.GET_INVOICE, get_invoice, "Get invoice")
+    add(f"{base}/invoices/search", "POST", AlvysEndpoint.INVOICES_SEARCH, invoices_search, "Search invoices")
+    add(
+        f"{base}/customers/search",
+        "POST",
+        AlvysEndpoint.CUSTOMERS_SEARCH,
+        customers_search,
+        "Search customers",
+    )
+    add(f"{base}/customers", "GET", AlvysEndpoint.GET_CUSTOMER, get_customer, "Get customer")
     add(f"{base}/loads/search", "POST", AlvysEndpoint.LOADS_SEARCH, loads_search, "Search loads")
     add(f"{base}/trips/search", "POST", AlvysEndpoint.TRIPS_SEARCH, trips_search, "Search trips")
     return router
@@ -242,9 +282,14 @@ def alvys_controls_router(state: AlvysSandbox) -> APIRouter:
             raise HTTPException(404, f"no trip {trip_id}")
         return DecimalJSONResponse(state.trip_dto(trip))
 
+    @router.post("/customers", status_code=201)
+    def add_customer(record: dict[str, Any]) -> Response:
+        customer = _add(state.add_customer, record)
+        return DecimalJSONResponse(state.customer_dto(customer), status_code=201)
+
     @router.post("/loads", status_code=201)
     def add_load(record: dict[str, Any]) -> Response:
-        load = _add(state.add_load, record)
+        load = _add(lambda r: state.add_load(r, customer_invoice=True), record)
         return DecimalJSONResponse(state.load_dto(load), status_code=201)
 
     @router.post("/trips", status_code=201)

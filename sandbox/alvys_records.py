@@ -1,4 +1,4 @@
-"""The Alvys simulator's records: payments, loads, trips, invoices, options, a validated payment.
+"""The Alvys simulator's records: customers, payments, loads, trips, invoices, options, a validated payment.
 
 Plain data: :class:`sandbox.alvys_sim.AlvysSandbox` holds them under its lock and writes them out
 as Alvys's response bodies. Part of the Alvys simulator (see :mod:`sandbox.alvys`).
@@ -11,6 +11,22 @@ from datetime import datetime
 from decimal import Decimal
 
 from sandbox.alvys_wire import ZERO, CustomerPaymentShape, InvoiceCase
+
+
+@dataclass
+class Customer:
+    """A customer (the payer of its loads' invoices); ``invoicing_name`` is the name it is billed as."""
+
+    id: str
+    name: str
+    company_number: str
+    status: str
+    type: str
+    created_at: datetime
+    invoicing_name: str | None = None
+    invoicing_name_alias: str | None = None
+    external_id: str | None = None
+    payment_terms_days: int | None = None
 
 
 @dataclass

@@ -26,6 +26,7 @@ from fastapi.responses import Response
 from sandbox.alvys_records import (
     AlvysOptions,
     CarrierPayment,
+    Customer,
     CustomerPayment,
     Invoice,
     Load,
@@ -34,6 +35,7 @@ from sandbox.alvys_records import (
 )
 from sandbox.alvys_wire import (
     AUDIENCE,
+    DEFAULT_CUSTOMER_STATUS,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     INVOICE_STATUSES,
@@ -116,8 +118,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _optional_text(record: Mapping[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    return None if value is None or str(value).strip() == "" else str(value)
+
+
+def _in_period(moment: datetime | None, period: Mapping[str, Any] | None) -> bool:
+    """Whether ``moment`` lies in a request's ``Alvys.Models.Period`` (both ends included; no End: open)."""
+    if not period:
+        return True
+    if moment is None:
+        return False
+    end = period.get("End")
+    return bool(period["Start"] <= moment and (end is None or moment <= end))
+
+
 class AlvysSandbox:
-    """In-memory Alvys: loads, trips, invoices, recorded payments, tokens, options, request counts.
+    """In-memory Alvys: customers, loads, trips, invoices, recorded payments, tokens, options, counts.
 
     Every public method takes the state lock (a threading lock: tests read and steer the state from
     their own thread while uvicorn serves from another), and no method awaits while holding it.
@@ -142,6 +159,7 @@ class AlvysSandbox:
         #: Middleware-like chain run around every endpoint; kept across resets (it is wiring, not data).
         self.hooks: list[EndpointHook] = []
         self.options = AlvysOptions(token_ttl_seconds=self._default_ttl)
+        self.customers: dict[str, Customer] = {}
         self.loads: dict[str, Load] = {}
         self.trips: dict[str, Trip] = {}
         self.invoices: dict[str, Invoice] = {}
@@ -161,8 +179,10 @@ class AlvysSandbox:
         """Back to the data the sandbox was built with; options and counters to defaults. Tokens stay."""
         with self._lock:
             self.options = AlvysOptions(token_ttl_seconds=self._default_ttl)
-            self.loads, self.trips, self.invoices = {}, {}, {}
+            self.customers, self.loads, self.trips, self.invoices = {}, {}, {}, {}
             self._postings, self._requests = [], {}
+            for record in self._document.get("customers", []):
+                self.add_customer(record)
             for record in self._document.get("loads", []):
                 self.add_load(record)
             for record in self._document.get("trips", []):
@@ -170,8 +190,59 @@ class AlvysSandbox:
             for record in self._document.get("invoices", []):
                 self.add_invoice(record)
 
-    def add_load(self, record: Mapping[str, Any]) -> Load:
-        """Add a load from a data-file record; ValueError on bad records, KeyError on duplicates."""
+    def add_customer(self, record: Mapping[str, Any]) -> Customer:
+        """Add a customer from a data-file record; ValueError on bad records, KeyError on duplicates.
+
+        ``Id`` defaults to a stable id made from the ``CompanyNumber``; ``Status`` to "Active"
+        (Alvys publishes no list of customer statuses: any text is kept as given).
+        """
+        allowed = {
+            "Id",
+            "Name",
+            "CompanyNumber",
+            "Status",
+            "Type",
+            "InvoicingName",
+            "InvoicingNameAlias",
+            "ExternalId",
+            "DateCreated",
+            "PaymentTermsInDays",
+        }
+        _check_keys(record, allowed, {"Name", "CompanyNumber"}, "customer")
+        number = str(record["CompanyNumber"]).strip()
+        terms = record.get("PaymentTermsInDays", 30)
+        if terms is not None and (isinstance(terms, bool) or not isinstance(terms, int) or terms < 0):
+            raise ValueError(f"customer {number}: PaymentTermsInDays must be a whole number of days")
+        customer = Customer(
+            id=str(record.get("Id") or _stable_id("customer", number)),
+            name=str(record["Name"]).strip(),
+            company_number=number,
+            status=str(record.get("Status") or DEFAULT_CUSTOMER_STATUS).strip(),
+            type=str(record.get("Type") or "Shipper"),
+            created_at=_record_datetime(record.get("DateCreated"), _EPOCH_DEFAULT, number) or _EPOCH_DEFAULT,
+            invoicing_name=_optional_text(record, "InvoicingName"),
+            invoicing_name_alias=_optional_text(record, "InvoicingNameAlias"),
+            external_id=_optional_text(record, "ExternalId"),
+            payment_terms_days=terms,
+        )
+        if not customer.name or not number:
+            raise ValueError("customer: Name and CompanyNumber must not be blank")
+        with self._lock:
+            if customer.id in self.customers:
+                raise KeyError(f"customer {customer.id} exists")
+            if any(c.company_number == number for c in self.customers.values()):
+                raise KeyError(f"a customer with CompanyNumber {number} exists")
+            self.customers[customer.id] = customer
+        return customer
+
+    def add_load(self, record: Mapping[str, Any], *, customer_invoice: bool = False) -> Load:
+        """Add a load from a data-file record; ValueError on bad records, KeyError on duplicates.
+
+        A ``CustomerId`` naming a known customer gives the load that customer's name (a different
+        ``CustomerName`` is refused). With ``customer_invoice`` (the ``POST /_sandbox/alvys/loads``
+        control) a ``CustomerId`` must name a known customer, and the load gets its own invoice of
+        that customer: ``InvoiceNumber``, or ``INV-<LoadNumber>`` when none is given.
+        """
         allowed = {
             "Id",
             "LoadNumber",
@@ -188,26 +259,45 @@ class AlvysSandbox:
         _check_keys(record, allowed, {"LoadNumber", "Status", "Billable"}, "load")
         number = str(record["LoadNumber"])
         billable, currency = _money_record(record["Billable"], f"load {number}")
-        load = Load(
-            id=str(record.get("Id") or _stable_id("load", number)),
-            load_number=number,
-            order_number=str(record.get("OrderNumber") or number),
-            po_number=record.get("PONumber"),
-            status=canonical_status(str(record["Status"]), LOAD_STATUSES, "load"),
-            customer_id=str(record.get("CustomerId") or "CUST-DEMO"),
-            customer_name=str(record.get("CustomerName") or "Demo Customer"),
-            billable=billable,
-            currency=currency,
-            created_at=_record_datetime(record.get("CreatedAt"), _EPOCH_DEFAULT, number) or _EPOCH_DEFAULT,
-            is_deleted=bool(record.get("IsDeleted", False)),
-        )
+        customer_id = _optional_text(record, "CustomerId")
         invoice_number = str(record["InvoiceNumber"]) if record.get("InvoiceNumber") else None
         with self._lock:
+            customer = self.customers.get(customer_id) if customer_id else None
+            customer_name = _optional_text(record, "CustomerName")
+            if customer is not None and customer_name is not None and customer_name != customer.name:
+                raise ValueError(
+                    f"load {number}: CustomerName {customer_name!r} is not the name of customer "
+                    f"{customer_id} ({customer.name!r})"
+                )
+            if customer_invoice and customer_id is not None:
+                if customer is None:
+                    raise ValueError(
+                        f"load {number}: no customer {customer_id!r} (add it with POST /_sandbox/alvys/customers)"
+                    )
+                invoice_number = invoice_number or f"INV-{number}"
+            load = Load(
+                id=str(record.get("Id") or _stable_id("load", number)),
+                load_number=number,
+                order_number=str(record.get("OrderNumber") or number),
+                po_number=record.get("PONumber"),
+                status=canonical_status(str(record["Status"]), LOAD_STATUSES, "load"),
+                customer_id=customer_id or "CUST-DEMO",
+                customer_name=customer.name if customer else customer_name or "Demo Customer",
+                billable=billable,
+                currency=currency,
+                created_at=_record_datetime(record.get("CreatedAt"), _EPOCH_DEFAULT, number)
+                or _EPOCH_DEFAULT,
+                is_deleted=bool(record.get("IsDeleted", False)),
+            )
             if number in self.loads:
                 raise KeyError(f"load {number} exists")
             existing = next((i for i in self.invoices.values() if i.number == invoice_number), None)
-            if existing is not None and self.loads[existing.load_numbers[0]].currency != currency:
-                raise ValueError(f"load {number}: invoice {invoice_number} is in another currency")
+            if existing is not None:
+                first = self.loads[existing.load_numbers[0]]
+                if first.currency != currency:
+                    raise ValueError(f"load {number}: invoice {invoice_number} is in another currency")
+                if first.customer_id != load.customer_id:
+                    raise ValueError(f"load {number}: invoice {invoice_number} is another customer's")
             self.loads[number] = load
             if existing is not None:
                 existing.load_numbers.append(number)
@@ -282,6 +372,8 @@ class AlvysSandbox:
                 raise ValueError(f"invoice {number}: unknown loads in {load_numbers}")
             if len({load.currency for load in loads if load}) > 1:
                 raise ValueError(f"invoice {number}: loads in different currencies")
+            if len({load.customer_id for load in loads if load}) > 1:
+                raise ValueError(f"invoice {number}: loads of different customers")
             if invoice.id in self.invoices or any(i.number == number for i in self.invoices.values()):
                 raise KeyError(f"invoice {number} exists")
             self.invoices[invoice.id] = invoice
@@ -549,23 +641,43 @@ class AlvysSandbox:
             body = self.invoice_dto(invoice)
             return camelize(body) if self.options.invoice_case == "camel" else body
 
+    def _invoice_payments(self, invoice: Invoice) -> list[CustomerPayment]:
+        loads = [self.loads[n] for n in invoice.load_numbers]
+        return sorted((p for load in loads for p in load.payments), key=lambda p: p.recorded_at)
+
+    def _invoice_status(self, invoice: Invoice) -> tuple[str, datetime | None]:
+        """(Status, PaidDate): "Paid" from the payment that covered the total, else the stored status.
+
+        The one place an invoice's status is worked out, so every read (GET /invoices,
+        POST /invoices/search, its Status filter) tells the same. A part payment leaves the
+        status as it is (Alvys publishes no "partly paid" status; RemainingBalance says it).
+        """
+        with self._lock:
+            total = sum((self.loads[n].billable for n in invoice.load_numbers), ZERO)
+            running = ZERO
+            for p in self._invoice_payments(invoice):
+                running += p.amount
+                if total > 0 and running >= total:
+                    return "Paid", p.payment_date
+            return invoice.status, None
+
+    def invoice_customer(self, invoice: Invoice) -> tuple[str, str]:
+        """(Id, Name) of the invoice's customer: its loads' customer, named as the customer record says."""
+        with self._lock:
+            load = self.loads[invoice.load_numbers[0]]
+            customer = self.customers.get(load.customer_id)
+            return load.customer_id, customer.name if customer else load.customer_name
+
     def invoice_dto(self, invoice: Invoice) -> dict[str, Any]:
+        """InvoiceResponse, the same for GET /invoices and POST /invoices/search."""
         with self._lock:
             loads = [self.loads[n] for n in invoice.load_numbers]
             currency = loads[0].currency
             total = sum((load.billable for load in loads), ZERO)
-            payments = sorted((p for load in loads for p in load.payments), key=lambda p: p.recorded_at)
+            payments = self._invoice_payments(invoice)
             paid = sum((p.amount for p in payments), ZERO)
-            status, paid_date = invoice.status, None
-            if total > 0 and paid >= total:
-                status = "Paid"
-                running = ZERO
-                for p in payments:
-                    running += p.amount
-                    if running >= total:
-                        paid_date = p.payment_date
-                        break
-            customer = loads[0]
+            status, paid_date = self._invoice_status(invoice)
+            customer_id, customer_name = self.invoice_customer(invoice)
             return {
                 "Id": invoice.id,
                 "Number": invoice.number,
@@ -590,8 +702,8 @@ class AlvysSandbox:
                     "RemitPhone": None,
                 },
                 "Customer": {
-                    "Id": customer.customer_id,
-                    "Name": customer.customer_name,
+                    "Id": customer_id,
+                    "Name": customer_name,
                     "EmailAddresses": [],
                     "PhoneNumbers": [],
                     "BillingAddress": None,
@@ -724,6 +836,103 @@ class AlvysSandbox:
                 and (not query.get("CustomerId") or load.customer_id == query["CustomerId"])
             ]
             return _page(query, [self.load_dto(load) for load in found])
+
+    def search_invoices(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        """PagedResponse of invoices (InvoiceResponse as GET /invoices answers them).
+
+        Filters, all of those given at once: ``CustomerId``; ``Status`` (the status the invoice
+        answers with, spaces and case forgiven; unknown statuses match nothing); ``LoadNumbers``,
+        ``PONumbers``, ``OrderNumbers`` (an invoice matches if one of its loads does);
+        ``InvoicedDateRange`` (InvoicedDate), ``InvoiceSentRange`` (LastSendDate, which the
+        sandbox sets to the invoiced date), ``PaidDateRange`` (PaidDate), each with both ends
+        included. No invoice-number filter: Alvys publishes none. Invoices in the order added.
+        """
+        with self._lock:
+            statuses = {norm_status(s) for s in query.get("Status") or []}
+            found: list[Invoice] = []
+            for invoice in self.invoices.values():
+                loads = [self.loads[n] for n in invoice.load_numbers]
+                status, paid_date = self._invoice_status(invoice)
+                if (
+                    (not query.get("CustomerId") or self.invoice_customer(invoice)[0] == query["CustomerId"])
+                    and (not statuses or norm_status(status) in statuses)
+                    and (
+                        not query.get("LoadNumbers")
+                        or any(ld.load_number in query["LoadNumbers"] for ld in loads)
+                    )
+                    and (
+                        not query.get("PONumbers") or any(ld.po_number in query["PONumbers"] for ld in loads)
+                    )
+                    and (
+                        not query.get("OrderNumbers")
+                        or any(ld.order_number in query["OrderNumbers"] for ld in loads)
+                    )
+                    and _in_period(invoice.invoiced_date, query.get("InvoicedDateRange"))
+                    and _in_period(invoice.invoiced_date, query.get("InvoiceSentRange"))
+                    and _in_period(paid_date, query.get("PaidDateRange"))
+                ):
+                    found.append(invoice)
+            return _page(query, [self.invoice_dto(invoice) for invoice in found])
+
+    def customer_dto(self, customer: Customer) -> dict[str, Any]:
+        """CustomerResponse: the required members always present (empty lists where there is nothing)."""
+        return {
+            "Id": customer.id,
+            "Name": customer.name,
+            "CompanyNumber": customer.company_number,
+            "Type": customer.type,
+            "Status": customer.status,
+            "BillingAddress": None,
+            "Email": [],
+            "Phone": [],
+            "Fax": None,
+            "DateCreated": iso_utc(customer.created_at),
+            "InvoicingInformation": {
+                "Address": None,
+                "EmailAddresses": [],
+                "PhoneNumber": None,
+                "InvoicingName": customer.invoicing_name,
+                "InvoicingNameAlias": customer.invoicing_name_alias,
+                "PaymentType": None,
+                "PaymentTermsInDays": customer.payment_terms_days,
+            },
+            "ExternalId": customer.external_id,
+            "Contacts": [],
+            "SalesAgentId": None,
+            "Notes": [],
+        }
+
+    def get_customer(self, customer_id: str | None, company_number: str | None) -> dict[str, Any]:
+        """CustomerResponse by id (preferred) or company number; 400 without either, 404 if unknown."""
+        if not customer_id and not company_number:
+            raise validation_problem({"id": ["Either id or companyNumber is required."]})
+        with self._lock:
+            if customer_id:
+                customer = self.customers.get(customer_id)
+            else:
+                customer = next(
+                    (c for c in self.customers.values() if c.company_number == company_number), None
+                )
+            if customer is None:
+                raise AlvysProblem(404, f"Customer '{customer_id or company_number}' was not found.")
+            return self.customer_dto(customer)
+
+    def search_customers(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        """PagedResponse of customers by ``Statuses`` and ``CreatedDateRange`` (DateCreated, ends included).
+
+        ``Statuses`` is required by the spec; what an empty list means is not published: the
+        sandbox reads it as "any status". Statuses compare with spaces and case forgiven. There is
+        no name filter (Alvys has none). Customers in the order added.
+        """
+        with self._lock:
+            statuses = {norm_status(s) for s in query.get("Statuses") or []}
+            found = [
+                customer
+                for customer in self.customers.values()
+                if (not statuses or norm_status(customer.status) in statuses)
+                and _in_period(customer.created_at, query.get("CreatedDateRange"))
+            ]
+            return _page(query, [self.customer_dto(customer) for customer in found])
 
     def search_trips(self, query: Mapping[str, Any]) -> dict[str, Any]:
         """PagedResponse of trips; filters LoadNumbers, TripNumbers, Status (date ranges not applied)."""

@@ -116,6 +116,32 @@ TRIP_SEARCH_REQUEST = _Schema(
         "IncludeDeleted": _Field("boolean", required=True),
     },
 )
+CUSTOMER_SEARCH_REQUEST = _Schema(
+    "Alvys.Models.Loads.CustomerSearchRequest",
+    {
+        "Page": _Field("integer", required=True),
+        "PageSize": _Field("integer", required=True),
+        # Required and not nullable in the spec: null or missing is "The Statuses field is required.";
+        # an empty list passes ([Required] only refuses null).
+        "Statuses": _Field("strings", required=True),
+        "CreatedDateRange": _OPT_PERIOD,
+    },
+)
+INVOICE_SEARCH_REQUEST = _Schema(
+    "Alvys.Models.Invoices.Request.InvoiceSearchRequest",
+    {
+        "Page": _Field("integer", required=True),
+        "PageSize": _Field("integer", required=True),
+        "InvoicedDateRange": _OPT_PERIOD,
+        "InvoiceSentRange": _OPT_PERIOD,
+        "PaidDateRange": _OPT_PERIOD,
+        "Status": _OPT_STRS,
+        "LoadNumbers": _OPT_STRS,
+        "PONumbers": _OPT_STRS,
+        "OrderNumbers": _OPT_STRS,
+        "CustomerId": _OPT_STR,
+    },
+)
 
 
 def _add_error(errors: dict[str, list[str]], key: str, message: str) -> None:

@@ -68,6 +68,8 @@ TRIP_STATUSES: tuple[str, ...] = (
 )
 INVOICE_STATUSES: tuple[str, ...] = ("Draft", "AwaitingPayment", "Paid", "Open", "Overdue")
 PAYABLE_LOAD_STATUSES: tuple[str, ...] = ("Invoiced", "Completed", "Financed")
+#: Alvys publishes no list of customer statuses; the sandbox takes any text and defaults to this.
+DEFAULT_CUSTOMER_STATUS = "Active"
 
 V1: frozenset[str] = frozenset({"1.0", "1"})
 V1_V2: frozenset[str] = V1 | {"2.0", "2"}
@@ -88,6 +90,9 @@ class AlvysEndpoint(StrEnum):
     GET_INVOICE = "invoices"
     LOADS_SEARCH = "loads/search"
     TRIPS_SEARCH = "trips/search"
+    INVOICES_SEARCH = "invoices/search"
+    CUSTOMERS_SEARCH = "customers/search"
+    GET_CUSTOMER = "customers"
 
 
 # --------------------------------------------------------------------------------------------------

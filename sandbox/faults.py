@@ -45,9 +45,11 @@ Rate limits (:class:`RateLimitSettings`; JSON ``{"mode": "off"|"published", "tim
     Alvys publishes (docs/vendors.md#alvys-rate-limits): every endpoint without its own rule, which
     includes both payment POSTs, 10 requests per minute with "burst 1 in the first second",
     exceeding blocks the caller for 3 minutes and answers 429 ``Retry-After: 60``; ``GET /invoices``
-    5 per minute (3-minute block); the three searches 10 per minute; global 10 requests/second per
-    token and 50/second per organization. TransportOne publishes none. The sandbox implements that
-    as follows (:data:`ALVYS_PUBLISHED_LIMITS`):
+    5 per minute (3-minute block); the three searches (``invoices/search``, ``loads/search``,
+    ``trips/search``) 10 per minute; global 10 requests/second per token and 50/second per
+    organization. ``customers/search`` and ``GET /customers`` have no rule of their own, so the
+    default (10 per minute, burst 1 a second) applies to them. TransportOne publishes none. The
+    sandbox implements that as follows (:data:`ALVYS_PUBLISHED_LIMITS`):
 
     - The caller is the client credential the token was issued to (a new token does not give a new
       budget); the organization is the whole sandbox. The token endpoint is exempt (it is a
@@ -299,11 +301,13 @@ def _minute_rule(limit: int, **extra: Any) -> RateRule:
 
 #: Alvys's published limits (docs/vendors.md#alvys-rate-limits), keyed by the sandbox's Alvys
 #: endpoint keys. ``GET /loads`` and ``GET /trips`` (5 per minute) are not simulated endpoints,
-#: so they have no entry.
+#: so they have no entry. ``customers/search`` and ``customers`` (GET) are published under no rule
+#: of their own: the default rule (with its burst of 1 a second) is theirs, as for the payments.
 ALVYS_PUBLISHED_LIMITS = VendorRateLimits(
     default=_minute_rule(10, burst=1, burst_window_seconds=1),
     endpoints={
         "invoices": _minute_rule(5),
+        "invoices/search": _minute_rule(10),
         "loads/search": _minute_rule(10),
         "trips/search": _minute_rule(10),
     },

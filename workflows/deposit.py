@@ -28,7 +28,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.cash import CashActivities
-    from models import identity, matching
+    from models import identity, matching, texts
     from models.deposit import (
         AppliedPayment,
         ApplyInput,
@@ -277,6 +277,7 @@ class DepositWorkflow:
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 search_attributes=search_attributes.typed(instruction, PaymentStatus.RECEIVED),
                 static_summary=instruction.summary(),
+                static_details=texts.static_details(instruction),
             )
         except WorkflowAlreadyStartedError:
             # The same deposit delivered again (a second file): its payment is already running.

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.payments import PaymentActivities
@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         CallbackReport,
         Confirmation,
         ConfirmRequest,
+        LoadPayable,
         PaymentInput,
         PostOutcome,
         PostOutcomeKind,
@@ -71,6 +72,13 @@ VENDOR_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["VendorConfigurationError"],
+)
+#: Waiting for a vendor that is down (WaitingForVendor): no deadline, a try every 10 minutes at most.
+PATIENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=30),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
     non_retryable_error_types=["VendorConfigurationError"],
 )
 #: One vendor request, including the token fetch and one 401 refresh.
@@ -130,6 +138,8 @@ class PaymentWorkflow:
         self._pending: _Pending | None = None
         self._approved = False
         self._payable_since: datetime | None = None
+        #: An Alvys event said the load became payable: re-check now instead of at the timer.
+        self._woken = False
         #: Callbacks relayed to the payment, checked in order while it waits for one.
         self._callbacks: list[CallbackReport] = []
         #: What the search attributes show (each upsert is an event and a billable action);
@@ -294,7 +304,7 @@ class PaymentWorkflow:
                 f"gives up at {deadline:%Y-%m-%d %H:%M} UTC",
                 reason=f"{label} is {status}",
             )
-            pending = await self._wait_for_action(wait)
+            pending = await self._wait_for_action(wait, wakeable=True)
             if pending is not None and (taken := await self._take_action(pending)) is not Next.GO:
                 return taken
             check = await self._call_vendor(
@@ -423,6 +433,16 @@ class PaymentWorkflow:
             return
         self._callbacks.append(report)
 
+    @workflow.signal(
+        name="load_payable",
+        description="Internal: an Alvys event says the load became payable; the payment re-checks it "
+        "now (a read) instead of at its next timer. It changes nothing by itself.",
+    )
+    def load_payable(self, event: LoadPayable | None = None) -> None:
+        """Why no proof is needed: it only brings the re-check forward; the vendor's read decides."""
+        if self._state.status is PaymentStatus.WAITING_FOR_PAYABLE:
+            self._woken = True
+
     # Signals: fire-and-forget, so the Temporal UI can send them with an optional JSON body.
     # A signal that does not fit the state is recorded as refused and changes nothing.
     @workflow.signal(name="approve", description="Let a payment awaiting approval be posted.")
@@ -530,12 +550,16 @@ class PaymentWorkflow:
             self._show_details()
         return refusal is None
 
-    async def _wait_for_action(self, timeout: timedelta | None) -> _Pending | None:
-        """An operator's action, or None when ``timeout`` passed first (a durable timer)."""
+    async def _wait_for_action(self, timeout: timedelta | None, *, wakeable: bool = False) -> _Pending | None:
+        """An operator's action, or None when ``timeout`` passed first (a durable timer) or, if
+        ``wakeable``, a ``load_payable`` event came."""
         try:
-            await workflow.wait_condition(lambda: self._pending is not None, timeout=timeout)
+            await workflow.wait_condition(
+                lambda: self._pending is not None or (wakeable and self._woken), timeout=timeout
+            )
         except TimeoutError:
             return None
+        self._woken = False
         return self._pending
 
     async def _take_action(self, pending: _Pending | None) -> Next:
@@ -596,15 +620,20 @@ class PaymentWorkflow:
         summary: str,
         writes: bool = False,
     ) -> _O | Next:
-        """Run one step's activity on its vendor's queue; trouble that outlasts the retries asks a person."""
+        """Run one step's activity on its vendor's queue.
+
+        Trouble that outlasts the vendor patience makes the payment wait for the vendor
+        (:meth:`_wait_for_vendor`); a refusal that retrying cannot cure asks a person.
+        """
         queue = queue_name(workflow.info().task_queue, vendor_queue(self._instruction.target, writes))
+        patience = self._policy.vendor_patience
         try:
             return await workflow.execute_activity_method(
                 method,
                 arg,
                 task_queue=queue,
                 start_to_close_timeout=CALL_TIMEOUT,
-                schedule_to_close_timeout=STEP_DEADLINE,
+                schedule_to_close_timeout=patience or STEP_DEADLINE,
                 retry_policy=VENDOR_RETRY,
                 summary=summary[:200],
             )
@@ -613,7 +642,57 @@ class PaymentWorkflow:
                 raise  # Temporal's cancellation of the story, not vendor trouble (see run)
             text = str(err.cause) if err.cause is not None else str(err)
             self._note_vendor_answer(summary, text)
+            # Out of time while still retryable (5xx, 429, timeouts, connection errors): an outage.
+            outage = isinstance(err.cause, TimeoutError) or err.retry_state == RetryState.TIMEOUT
+            if patience is None or not outage:
+                return self._ask_a_person(texts.unreachable(self._instruction, text))
+        return await self._wait_for_vendor(method, arg, queue=queue, summary=summary, patience=patience)
+
+    async def _wait_for_vendor(
+        self,
+        method: Callable[[PaymentActivities, _I], Awaitable[_O]],
+        arg: _I,
+        *,
+        queue: str,
+        summary: str,
+        patience: timedelta,
+    ) -> _O | Next:
+        """The vendor is down: wait for it (WaitingForVendor), trying with capped backoff, for as
+        long as it takes; carry on when it answers. Cancel (nothing posted) and resolve still work."""
+        step_status = self._state.status
+        since = workflow.now() - patience
+        vendor = self._instruction.target.vendor
+        last = self._state.last_vendor_answer
+        self._enter(
+            PaymentStatus.WAITING_FOR_VENDOR,
+            waiting_for=f"{vendor} to answer again (retrying every few minutes by itself)",
+            reason=f"{vendor} unreachable or failing since {since:%Y-%m-%d %H:%M} UTC: "
+            f"{texts.sentence(last.text if last else 'no answer')}",
+        )
+        call = workflow.start_activity_method(
+            method,
+            arg,
+            task_queue=queue,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=PATIENT_RETRY,
+            summary=f"(waiting for {vendor}) {summary}"[:200],
+        )
+        while True:
+            await workflow.wait_condition(lambda: call.done() or self._pending is not None)
+            if call.done():
+                break
+            if await self._take_action(self._pending) is Next.ENDED:
+                call.cancel()
+                return Next.ENDED
+        try:
+            answer = call.result()
+        except ActivityError as err:
+            text = str(err.cause) if err.cause is not None else str(err)
+            self._note_vendor_answer(summary, text)
             return self._ask_a_person(texts.unreachable(self._instruction, text))
+        self._note_vendor_answer(summary, f"{vendor} answered again")
+        self._enter(step_status, reason=_KEEP)
+        return answer
 
     def _enter(
         self, status: PaymentStatus, *, waiting_for: str | None = None, reason: str | object | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
+from typing import Any
 
 import httpx
 
@@ -24,7 +26,10 @@ async def add_load(
     currency: str = "USD",
     po: str | None = None,
     invoice: str | None = None,
+    customer: str | None = None,
 ) -> None:
+    """Add a load; with ``customer`` (a customer's Id) it gets its own invoice of that customer
+    (``invoice``, or ``INV-<number>``) with ``billable`` as its Total."""
     record: dict[str, object] = {
         "LoadNumber": number,
         "Status": status,
@@ -34,7 +39,35 @@ async def add_load(
         record["PONumber"] = po
     if invoice:
         record["InvoiceNumber"] = invoice
+    if customer:
+        record["CustomerId"] = customer
     _ok(await http.post("/_sandbox/alvys/loads", json=record))
+
+
+async def add_customer(
+    http: httpx.AsyncClient,
+    name: str,
+    *,
+    company_number: str | None = None,
+    status: str = "Active",
+    invoicing_name: str | None = None,
+    invoicing_name_alias: str | None = None,
+    customer_id: str | None = None,
+) -> dict[str, Any]:
+    """Add a customer; answers its CustomerResponse (``["Id"]`` is what loads and searches take)."""
+    record: dict[str, object] = {
+        "Name": name,
+        "CompanyNumber": company_number or f"C-{uuid.uuid4().hex[:10]}",
+        "Status": status,
+    }
+    if invoicing_name:
+        record["InvoicingName"] = invoicing_name
+    if invoicing_name_alias:
+        record["InvoicingNameAlias"] = invoicing_name_alias
+    if customer_id:
+        record["Id"] = customer_id
+    body: dict[str, Any] = _ok(await http.post("/_sandbox/alvys/customers", json=record)).json()
+    return body
 
 
 async def add_trip(
