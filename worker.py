@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
+from activities.alerts import AlertActivities
 from activities.alvys import AlvysSteps
 from activities.cash import CashActivities
 from activities.pacing import Pacer
@@ -151,7 +152,17 @@ async def running_worker(
     settings = settings or get_settings()
     base = task_queue or settings.freightpay.task_queue
     deployment = deployment_config(settings)
-    async with vendor_http_client() as http:
+    # Alerts get their own client, uninstrumented: a Slack webhook URL is a credential, and traces
+    # would record it whole (activities/alerts.py keeps it out of logs too).
+    async with (
+        vendor_http_client() as http,
+        httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0)) as alert_http,
+    ):
+        alerts = AlertActivities(
+            alert_http,
+            url=settings.freightpay.alert_webhook_url,
+            secret=settings.freightpay.alert_webhook_secret,
+        )
         alvys = alvys_client(settings, http)
         budgets = vendor_budgets(settings)
         pacer = Pacer(
@@ -179,6 +190,7 @@ async def running_worker(
                     remittance.read_lines,
                     remittance.compare_with_accepted,
                     RelayActivities(relay_keys(settings)).verify_callback,
+                    alerts.send_alert,
                 ],
                 deployment_config=deployment,
             )

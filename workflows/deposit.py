@@ -27,8 +27,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.alerts import AlertActivities
     from activities.cash import CashActivities
     from models import identity, matching, texts
+    from models.alerts import Alert, AlertEvent, alert_id, alert_text
     from models.deposit import (
         AppliedPayment,
         ApplyInput,
@@ -84,6 +86,7 @@ class DepositWorkflow:
         self._open_cache: list[KnownTarget] | None = None
         #: What the search attributes show (each upsert is an event and a billable action).
         self._indexed: tuple[str, float] | None = None
+        self._unapplied_alerts = 0
 
     @property
     def _currency(self) -> str:
@@ -361,6 +364,30 @@ class DepositWorkflow:
             return f"nothing to resolve: the deposit is {self._state.status.value}"
         return None
 
+    def _alert_unapplied(self) -> None:
+        """``deposit.unapplied``: cash no rule could apply waits for a person (one alert per entry)."""
+        self._unapplied_alerts += 1
+        deposit_id = self._state.deposit_id
+        reasons = "; ".join(u.reason for u in self._state.unmatched) or "unapplied cash"
+        reason = f"{self._state.unapplied} unapplied of {self._input.deposit.amount}: {reasons}"
+        workflow.start_activity_method(
+            AlertActivities.send_alert,
+            Alert(
+                alert_id=alert_id(deposit_id, AlertEvent.DEPOSIT_UNAPPLIED, self._unapplied_alerts),
+                event=AlertEvent.DEPOSIT_UNAPPLIED,
+                workflow_id=deposit_id,
+                status=DepositStatus.UNAPPLIED.value,
+                reason=reason,
+                text=alert_text(AlertEvent.DEPOSIT_UNAPPLIED, deposit_id, reason),
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(days=1),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10)
+            ),
+            summary="Alert: deposit.unapplied",
+        )
+
     def _take_apply(self, input: ApplyInput) -> None:
         amount = Money(amount=input.amount, currency=self._currency)
         self._pay(
@@ -409,6 +436,12 @@ class DepositWorkflow:
             waiting = unapplied and state.strategy is not None
             state.status = DepositStatus.UNAPPLIED if waiting else DepositStatus.APPLYING
         indexed = (state.status.value, float(state.unapplied.amount))
+        if (
+            state.status is DepositStatus.UNAPPLIED
+            and (self._indexed is None or self._indexed[0] != state.status.value)
+            and self._input.policy.alerts
+        ):
+            self._alert_unapplied()
         if indexed != self._indexed:
             self._indexed = indexed
             workflow.upsert_search_attributes(

@@ -28,9 +28,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from activities.alerts import AlertActivities
     from activities.payments import PaymentActivities
     from activities.relay import RelayActivities
     from models import rules, texts
+    from models.alerts import Alert, AlertEvent, alert_id, alert_text
     from models.money import Money
     from models.payment import PaymentInstruction, TargetIds
     from models.queues import queue_name, vendor_queue
@@ -92,6 +94,16 @@ RELAY_PROOF_PATCH = "callback-relay-proof"
 OVERPAID = rules.OVERPAID
 
 ACTIONS = tuple(a.value for a in Action)
+#: The states whose every entry is an alert (with FREIGHTPAY_ALERT_WEBHOOK_URL set at the start).
+ALERTS = {
+    PaymentStatus.NEEDS_REVIEW: AlertEvent.PAYMENT_NEEDS_REVIEW,
+    PaymentStatus.AWAITING_APPROVAL: AlertEvent.PAYMENT_AWAITING_APPROVAL,
+    PaymentStatus.WAITING_FOR_VENDOR: AlertEvent.PAYMENT_WAITING_FOR_VENDOR,
+}
+#: Alerts are retried for a day; a payment that ends waits at most this long for its last ones.
+ALERT_DEADLINE = timedelta(days=1)
+ALERT_GRACE = timedelta(minutes=5)
+ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10))
 _I = TypeVar("_I")
 _O = TypeVar("_O")
 
@@ -138,6 +150,9 @@ class PaymentWorkflow:
         self._pending: _Pending | None = None
         self._approved = False
         self._payable_since: datetime | None = None
+        #: Alerts sent (activities in flight) and how often each state was entered (their ids).
+        self._alerts: list[asyncio.Future[None]] = []
+        self._entries: dict[AlertEvent, int] = {}
         #: An Alvys event said the load became payable: re-check now instead of at the timer.
         self._woken = False
         #: Callbacks relayed to the payment, checked in order while it waits for one.
@@ -197,6 +212,7 @@ class PaymentWorkflow:
                     if await self._take_action(await self._wait_for_action(None)) is Next.ENDED:
                         break
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._alerts_sent()
         return result_of(self._state)
 
     async def _attempt(self) -> Next:
@@ -699,10 +715,13 @@ class PaymentWorkflow:
     ) -> None:
         """Move the payment to ``status``: what it waits for, why (``_KEEP``: the reason it had),
         the search attributes where they changed, and the UI's current details."""
+        entered = status is not self._state.status
         self._state.status = status
         self._state.waiting_for = waiting_for
         if reason is not _KEEP:
             self._state.reason = reason if isinstance(reason, str) else None
+        if entered and status in ALERTS and self._policy.alerts:
+            self._alert(ALERTS[status])
         indexed = (status, self._instruction.ids, self._instruction.amount)
         if indexed != self._indexed:
             self._indexed = indexed
@@ -710,6 +729,39 @@ class PaymentWorkflow:
                 search_attributes.updates(self._instruction, status, flags=self._state.flags)
             )
         self._show_details()
+
+    def _alert(self, event: AlertEvent) -> None:
+        """Tell the alert webhook, durably: an activity, retried for a day, one per entry (its id stays)."""
+        n = self._entries[event] = self._entries.get(event, 0) + 1
+        workflow_id = workflow.info().workflow_id
+        reason = self._state.reason or ""
+        alert = Alert(
+            alert_id=alert_id(workflow_id, event, n),
+            event=event,
+            workflow_id=workflow_id,
+            status=self._state.status.value,
+            reason=reason,
+            text=alert_text(event, workflow_id, reason, self._instruction.summary()),
+        )
+        self._alerts.append(
+            workflow.start_activity_method(
+                AlertActivities.send_alert,
+                alert,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=ALERT_DEADLINE,
+                retry_policy=ALERT_RETRY,
+                summary=f"Alert: {event.value}",
+            )
+        )
+
+    async def _alerts_sent(self) -> None:
+        """Before the payment ends: its alerts delivered (or given up on after a short grace)."""
+        if not self._alerts or all(a.done() for a in self._alerts):
+            return
+        try:
+            await workflow.wait_condition(lambda: all(a.done() for a in self._alerts), timeout=ALERT_GRACE)
+        except TimeoutError:
+            workflow.logger.warning("Ending with alerts still undelivered")
 
     def _show_details(self) -> None:
         workflow.set_current_details(texts.current_details(self.status()))
