@@ -13,6 +13,7 @@ read back later (the deposits themselves are in Temporal).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
@@ -234,6 +235,19 @@ def deposit_view(state: DepositState) -> dict[str, Any]:
     }
 
 
+async def live(client: Client, view: dict[str, Any], rpc_timeout: timedelta | None = None) -> dict[str, Any]:
+    """The view with each running payment's current ``PaymentStatus`` (the deposit learns only the end)."""
+    for application in view["applications"]:
+        if application["payment_status"] in ("Received", "Running"):
+            with contextlib.suppress(RPCError):
+                described = await client.get_workflow_handle(application["workflow_id"]).describe(
+                    rpc_timeout=rpc_timeout
+                )
+                status = described.typed_search_attributes.get(search_attributes.PAYMENT_STATUS)
+                application["payment_status"] = status or application["payment_status"]
+    return view
+
+
 async def deposit_state(
     client: Client, deposit_id: str, *, rpc_timeout: timedelta | None = None
 ) -> DepositState | None:
@@ -274,5 +288,7 @@ async def remittance_view(
     deposits = []
     for entry in manifest["deposits"]:
         state = await deposit_state(client, entry["deposit_id"], rpc_timeout=rpc_timeout)
-        deposits.append(deposit_view(state) if state else {**entry, "status": "Unknown"})
+        deposits.append(
+            await live(client, deposit_view(state), rpc_timeout) if state else {**entry, "status": "Unknown"}
+        )
     return {"remittance_id": remittance_id, "format": manifest["format"], "deposits": deposits}

@@ -181,3 +181,32 @@ async def test_resolve_ends_a_deposit_with_unapplied_cash(
     )
     done = await asyncio.wait_for(handle.result(), 30)
     assert done.status is DepositStatus.RESOLVED and "refunded" in (done.resolution or "")
+
+
+async def test_amount_only_applies_the_one_exact_set_and_leaves_an_ambiguous_one_unapplied(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    """The payer's open invoices by amount alone: applied only when exactly one set of 1..5 fits."""
+    tag = uid()
+    payer = f"Payer {tag} Inc."
+    customer = await alvys.add_customer(sandbox, payer)
+    loads = {
+        amount: f"L-{tag}-{i}" for i, amount in enumerate(["100.00", "250.00", "75.50", "30.00", "105.50"])
+    }
+    for amount, load in loads.items():
+        await alvys.add_load(sandbox, load, status="Invoiced", billable=amount, customer=customer["Id"])
+
+    def by_amount(amount: str, key: str) -> Deposit:
+        # The bank prints the payer's name its own way: upper case, without "Inc.".
+        return Deposit(source="camt054", key=key, amount=usd(amount), reference=key, payer=f"PAYER {tag}")
+
+    one, ambiguous = by_amount("325.50", f"E2E-{tag}-1"), by_amount("355.50", f"E2E-{tag}-2")
+    (one_id, ambiguous_id) = await start(client, settings, one, ambiguous)
+
+    done = await asyncio.wait_for(client.get_workflow_handle_for(DepositWorkflow.run, one_id).result(), 60)
+    assert done.strategy == "amount_only" and done.status is DepositStatus.APPLIED
+    assert sorted(a.load_number or "" for a in done.applications) == sorted([loads["250.00"], loads["75.50"]])
+    unsure = await until(client, ambiguous_id, DepositStatus.UNAPPLIED)
+    assert not unsure.applications and unsure.unapplied == usd("355.50")
+    (why,) = unsure.unmatched
+    assert "several sets" in why.reason and len(why.candidates) >= 2  # 250 + 105.50, 250 + 75.50 + 30
