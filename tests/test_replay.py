@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.deposit import DepositWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.remittance import RemittanceWorkflow
 
@@ -31,7 +32,8 @@ def test_every_branch_has_a_recorded_history() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     replayer = Replayer(
-        workflows=[PaymentWorkflow, RemittanceWorkflow], data_converter=pydantic_data_converter
+        workflows=[PaymentWorkflow, RemittanceWorkflow, DepositWorkflow],
+        data_converter=pydantic_data_converter,
     )
     history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
     await replayer.replay_workflow(history)

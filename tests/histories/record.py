@@ -367,6 +367,51 @@ async def remittance_line_conflict(run: Run) -> str:
     return parent
 
 
+
+async def deposit_applied_then_operator_applies(run: Run) -> str:
+    """A deposit (X12 820 style): two lines applied, one unknown; an operator applies the rest."""
+    from intake.cash import start_deposits
+    from models.deposit import ApplyInput, Deposit, DepositState, FileFormat, RemittanceLine
+
+    a, b, c, trace = f"L-{uid()}", f"L-{uid()}", f"L-{uid()}", f"TRN-{uid()}"
+    for load, amount in ((a, "100.00"), (b, "50.00"), (c, "30.00")):
+        await alvys.add_load(run.sandbox, load, status="Invoiced", billable=amount)
+    usd = lambda v: Money.of(v, "USD")  # noqa: E731
+    deposit = Deposit(
+        source="x12-820", key=trace, amount=usd("175.00"), reference=trace,
+        lines=(RemittanceLine(reference=a, amount_paid=usd("100.00")),
+               RemittanceLine(reference=b, amount_paid=usd("45.00")),
+               RemittanceLine(reference=f"NOPE-{uid()}", amount_paid=usd("30.00"))),
+    )  # fmt: skip
+    _, summary = await start_deposits(
+        run.client, trace.encode(), [deposit], file_format=FileFormat.X12_820, file_name="rec.x12",
+        task_queue=run.task_queue, policy=FAST, data_dir=run.sandbox_app.state.data_dir,
+    )  # fmt: skip
+    deposit_id = summary[0]["deposit_id"]
+    handle = run.client.get_workflow_handle(deposit_id)
+    for _ in range(300):
+        state = await handle.query("state", result_type=DepositState)
+        if state.status.value == "Unapplied":
+            break
+        await asyncio.sleep(0.1)
+    await handle.execute_update("apply", ApplyInput(load_number=c, amount=Money.of("30.00").amount))
+    await asyncio.wait_for(handle.result(), 60)
+    return deposit_id
+
+
+
+async def waiting_for_payable_woken_by_event(run: Run) -> str:
+    """WaitingForPayable, then an Alvys event (the ``load_payable`` signal) brings the re-check forward."""
+    load = f"L-{uid()}"
+    await alvys.add_load(run.sandbox, load, status="Delivered", billable="40.00")
+    slow = FAST.model_copy(update={"payable_recheck_interval": timedelta(hours=1), "payable_deadline": timedelta(days=1)})
+    workflow_id = await run.start(customer(load, "40.00"), slow)
+    await run.until(workflow_id, PaymentStatus.WAITING_FOR_PAYABLE)
+    await alvys.set_load_status(run.sandbox, load, "Invoiced")
+    await run.client.get_workflow_handle(workflow_id).signal("load_payable", {"load_number": load})
+    return await run.end(workflow_id)
+
+
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     customer_paid, customer_partially_paid, carrier_paid, waiting_for_payable_then_paid,
     payable_deadline_then_cancelled, waiting_retried_by_operator, unknown_load_retried_with_correction,
@@ -375,6 +420,7 @@ SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     transportone_no_callback_resolved, remittance_file,
     relayed_callback_paid, forged_callback_refused_then_resolved, temporal_cancel_in_review,
     temporal_cancel_refused_when_posted, overpaid_flagged, remittance_line_conflict,
+    deposit_applied_then_operator_applies, waiting_for_payable_woken_by_event,
 )}  # fmt: skip
 
 
