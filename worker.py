@@ -20,9 +20,11 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.alerts import AlertActivities
 from activities.alvys import AlvysSteps
+from activities.alvys_events import find_waiting_payments
 from activities.cash import CashActivities
 from activities.pacing import Pacer
 from activities.payments import PaymentActivities
+from activities.reconcile import ReconcileActivities
 from activities.relay import RelayActivities
 from activities.remittance import RemittanceActivities
 from activities.transportone import TransportOneSteps
@@ -33,8 +35,10 @@ from config.temporal import connect, exit_process, missing_search_attributes
 from models.queues import VendorQueue, queue_name
 from vendors.alvys import AlvysClient
 from vendors.transportone import TransportOneClient
+from workflows.alvys_events import AlvysEventWorkflow
 from workflows.deposit import DepositWorkflow
 from workflows.payment import PaymentWorkflow
+from workflows.reconcile import DiscrepancyWorkflow, ReconcileWorkflow
 from workflows.remittance import RemittanceWorkflow
 from workflows.search_attributes import DEFINITIONS
 
@@ -168,6 +172,7 @@ async def running_worker(
         pacer = Pacer(
             {queue_name(base, q): 60 / (rpm * RATE_MARGIN) for q, rpm in budgets.items() if rpm > 0}
         )
+        reconciliation = ReconcileActivities(alvys, settings.freightpay.data_dir, pacer)
         cash = CashActivities(
             alvys,
             aliases=settings.freightpay.payer_alias_map(),
@@ -179,18 +184,32 @@ async def running_worker(
             cash.find_invoice,
             cash.find_customer,
             cash.open_invoices,
+            reconciliation.read_loads,
         ]
         remittance = RemittanceActivities(settings.freightpay.data_dir)
         workers = [
             Worker(
                 client,
                 task_queue=base,
-                workflows=list(workflows or (PaymentWorkflow, RemittanceWorkflow, DepositWorkflow)),
+                workflows=list(
+                    workflows
+                    or (
+                        PaymentWorkflow,
+                        RemittanceWorkflow,
+                        DepositWorkflow,
+                        AlvysEventWorkflow,
+                        ReconcileWorkflow,
+                        DiscrepancyWorkflow,
+                    )
+                ),
                 activities=[
                     remittance.read_lines,
                     remittance.compare_with_accepted,
                     RelayActivities(relay_keys(settings)).verify_callback,
                     alerts.send_alert,
+                    reconciliation.list_settled_payments,
+                    reconciliation.write_report,
+                    find_waiting_payments,
                 ],
                 deployment_config=deployment,
             )

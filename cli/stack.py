@@ -114,6 +114,22 @@ class Stack:
         self._wait_port("Temporal Web UI", self.ports.ui)
         time.sleep(1.0)
         self._check_running()
+        self._reconcile_schedule()
+
+    def _reconcile_schedule(self) -> None:
+        """The daily reconciliation's Schedule (``freightpay reconcile schedule``), if it is missing."""
+        from cli.reconcile import ensure_schedule_on
+
+        try:
+            done = ensure_schedule_on(self.env["TEMPORAL_ADDRESS"])
+        except Exception as exc:  # the stack runs without it; the command can create it later
+            console.print(
+                f"[yellow]reconciliation schedule not created ({exc}); run `freightpay reconcile schedule`[/]"
+            )
+            return
+        console.print(
+            f"  Reconciliation    schedule freightpay-reconcile {done} (daily; reports in .data/reconciliation/)"
+        )
 
     def stop(self) -> None:
         """SIGINT to every part at once (as Ctrl-C in a terminal would), SIGKILL to any left after 10 s."""

@@ -22,6 +22,8 @@ from models.steps import PaymentPolicy
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8701"
 SANDBOX_ALVYS_CLIENT_ID = "sandbox-client"
 SANDBOX_ALVYS_CLIENT_SECRET = "sandbox-secret"
+#: The signing secret of every webhook subscription the sandbox makes (sandbox/alvys_webhooks.py).
+SANDBOX_ALVYS_WEBHOOK_SECRET = "sandbox-webhook-secret"
 
 
 class SandboxSettings(BaseSettings):
@@ -45,6 +47,9 @@ class AlvysSettings(BaseSettings):
     requests_per_minute: float = 10
     #: The budget for reads (GET invoices is published at 5/min, the searches at 10/min); 0: none.
     reads_per_minute: float = 5
+    #: ``ALVYS_WEBHOOK_SECRET``: the subscription's signing secret(s), comma-separated during a
+    #: rotation (any one verifies; config/alvys_webhooks.py). Unset: every webhook answers 401.
+    webhook_secret: SecretStr | None = None
 
     def resolved(self, sandbox_url: str) -> AlvysSettings:
         """These settings with the sandbox filled in where the vendor URL is unset."""
@@ -57,6 +62,7 @@ class AlvysSettings(BaseSettings):
                 "auth_url": self.auth_url or f"{base}/oauth/token",
                 "client_id": self.client_id or SANDBOX_ALVYS_CLIENT_ID,
                 "client_secret": self.client_secret or SecretStr(SANDBOX_ALVYS_CLIENT_SECRET),
+                "webhook_secret": self.webhook_secret or SecretStr(SANDBOX_ALVYS_WEBHOOK_SECRET),
             }
         )
 

@@ -1,12 +1,13 @@
 """The ingress: HTTP in, payment workflows started (FastAPI; OpenAPI at ``/docs``).
 
 Every route authenticates (``X-API-Key`` for payment intake, ``X-Webhook-Secret`` for
-MyCarrier, ``x-tms-callback-secret`` for TransportOne's callback; constant-time
-comparisons). A start is answered ``202 {"workflow_ids": [...]}`` only after Temporal
-accepted it; when Temporal cannot be reached the answer is ``503`` with ``Retry-After``, so
-the sender retries and nothing is lost. Bad input is a ``4xx application/problem+json``
-naming each field and reason, and starts nothing. The routes hold no payment rules: they
-hand the body to :mod:`intake`, exactly as ``starter.py`` does.
+MyCarrier, ``X-Alvys-Signature`` for Alvys's webhooks, ``x-tms-callback-secret`` for
+TransportOne's callback; constant-time comparisons). A start is answered ``202
+{"workflow_ids": [...]}`` only after Temporal accepted it; when Temporal cannot be reached
+the answer is ``503`` with ``Retry-After``, so the sender retries and nothing is lost. Bad
+input is a ``4xx application/problem+json`` naming each field and reason, and starts
+nothing. The routes hold no payment rules: they hand the body to :mod:`intake`, exactly as
+``starter.py`` does.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from temporalio.client import Client
 from config.codec import codec_from_env
 from config.settings import Settings, get_settings
 from config.telemetry import TelemetrySettings, instrument_app, setup_tracing
-from ingress import callbacks, payments, remittances, status, webhooks
+from ingress import alvys_webhooks, callbacks, payments, remittances, status, webhooks
 from ingress.callbacks import callback_reports
 from ingress.codec import codec_router
 from ingress.deps import Ingress
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
     app.exception_handler(Problem)(_problem)
     app.exception_handler(StarletteHTTPException)(_http)
     app.exception_handler(RequestValidationError)(_invalid)
-    for module in (payments, webhooks, remittances, callbacks, status):
+    for module in (payments, webhooks, alvys_webhooks, remittances, callbacks, status):
         app.include_router(module.router)
     return app
 

@@ -51,7 +51,8 @@ without a ``CustomerId`` a load is added as from the data file.
 Layout, one job a module: :mod:`sandbox.alvys_wire` (published constants, ProblemDetails, values
 as .NET writes them), :mod:`sandbox.alvys_validation` (request bodies checked as ASP.NET does),
 :mod:`sandbox.alvys_records` (the state's records), :mod:`sandbox.alvys_sim` (:class:`AlvysSandbox`,
-the state and its behaviour) and this module (the two routers). The names other code uses are
+the state and its behaviour), :mod:`sandbox.alvys_webhooks` (webhook subscriptions and signed
+deliveries of every load and trip change) and this module (the two routers). The names other code uses are
 importable from here, as they always were.
 """
 
@@ -59,6 +60,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
@@ -79,6 +81,7 @@ from sandbox.alvys_validation import (
     search_query,
     token_form,
 )
+from sandbox.alvys_webhooks import alvys_webhooks_controls_router, alvys_webhooks_router
 from sandbox.alvys_wire import (
     AUDIENCE,
     DEMO_CLIENT_ID,
@@ -212,6 +215,7 @@ def alvys_router(state: AlvysSandbox) -> APIRouter:
     add(f"{base}/customers", "GET", AlvysEndpoint.GET_CUSTOMER, get_customer, "Get customer")
     add(f"{base}/loads/search", "POST", AlvysEndpoint.LOADS_SEARCH, loads_search, "Search loads")
     add(f"{base}/trips/search", "POST", AlvysEndpoint.TRIPS_SEARCH, trips_search, "Search trips")
+    router.include_router(alvys_webhooks_router(state))  # subscriptions (sandbox/alvys_webhooks.py)
     return router
 
 
@@ -225,6 +229,13 @@ class StatusBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     Status: str
+
+
+class AmountBody(BaseModel):
+    """Body of ``POST /_sandbox/alvys/postings/{id}/amount``: the recorded payment's new amount."""
+
+    model_config = ConfigDict(extra="forbid")
+    Amount: Decimal = Field(gt=0)
 
 
 class OptionsBody(BaseModel):
@@ -313,6 +324,24 @@ def alvys_controls_router(state: AlvysSandbox) -> APIRouter:
         ]
         return DecimalJSONResponse(rows)
 
+    @router.delete("/postings/{payment_id}")
+    def lose_posting(payment_id: str) -> Response:
+        """Drift: Alvys loses the recorded payment ``payment_id`` (for reconciliation tests)."""
+        try:
+            return DecimalJSONResponse(state.lose_posting(payment_id))
+        except KeyError as exc:
+            raise HTTPException(404, f"no recorded payment {payment_id}") from exc
+
+    @router.post("/postings/{payment_id}/amount")
+    def set_posting_amount(payment_id: str, body: AmountBody) -> Response:
+        """Drift: the recorded payment's amount changes at Alvys: ``{"Amount": 90.00}``."""
+        try:
+            return DecimalJSONResponse(state.set_posting_amount(payment_id, body.Amount))
+        except KeyError as exc:
+            raise HTTPException(404, f"no recorded payment {payment_id}") from exc
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from exc
+
     @router.get("/requests")
     def requests() -> Response:
         return DecimalJSONResponse(state.request_counts())
@@ -342,4 +371,5 @@ def alvys_controls_router(state: AlvysSandbox) -> APIRouter:
         state.reset()
         return DecimalJSONResponse({"reset": "alvys"})
 
+    router.include_router(alvys_webhooks_controls_router(state.webhooks))  # deliveries, options
     return router

@@ -33,6 +33,7 @@ from sandbox.alvys_records import (
     PaymentIn,
     Trip,
 )
+from sandbox.alvys_webhooks import AlvysWebhooks
 from sandbox.alvys_wire import (
     AUDIENCE,
     DEFAULT_CUSTOMER_STATUS,
@@ -165,6 +166,8 @@ class AlvysSandbox:
         self.invoices: dict[str, Invoice] = {}
         self._postings: list[CustomerPayment | CarrierPayment] = []
         self._requests: dict[str, int] = {}
+        #: Subscriptions and signed deliveries of every load and trip change (sandbox/alvys_webhooks.py).
+        self.webhooks = AlvysWebhooks()
         self.reset()
 
     @classmethod
@@ -181,6 +184,7 @@ class AlvysSandbox:
             self.options = AlvysOptions(token_ttl_seconds=self._default_ttl)
             self.customers, self.loads, self.trips, self.invoices = {}, {}, {}, {}
             self._postings, self._requests = [], {}
+            self.webhooks.reset()
             for record in self._document.get("customers", []):
                 self.add_customer(record)
             for record in self._document.get("loads", []):
@@ -385,15 +389,21 @@ class AlvysSandbox:
     def set_load_status(self, load_number: str, status: str) -> Load:
         with self._lock:
             load = self.loads[load_number]
-            load.status = canonical_status(status, LOAD_STATUSES, "load")
+            before, load.status = load.status, canonical_status(status, LOAD_STATUSES, "load")
             load.updated_at = _now()
+            if load.status != before:
+                self.webhooks.changed(
+                    "load", load.load_number, lambda: self.load_dto(load), status_changed=True
+                )
             return load
 
     def set_trip_status(self, trip_id: str, status: str) -> Trip:
         with self._lock:
             trip = self.trips[trip_id]
-            trip.status = canonical_status(status, TRIP_STATUSES, "trip")
+            before, trip.status = trip.status, canonical_status(status, TRIP_STATUSES, "trip")
             trip.updated_at = _now()
+            if trip.status != before:
+                self.webhooks.changed("trip", trip.id, lambda: self.trip_dto(trip), status_changed=True)
             return trip
 
     def set_options(
@@ -539,6 +549,7 @@ class AlvysSandbox:
             load.paid_at = now
             load.updated_at = now
             self._postings.append(recorded)
+            self.webhooks.changed("load", load.load_number, lambda: self.load_dto(load), status_changed=False)
             return self._customer_payment_body(load, recorded)
 
     def _customer_payment_body(self, load: Load, payment: CustomerPayment) -> dict[str, Any]:
@@ -601,10 +612,12 @@ class AlvysSandbox:
             )
             trip.payments.append(recorded)
             trip.updated_at = now
-            if trip.status != "Completed" and trip.total_paid() >= trip.carrier_payable:
+            completed = trip.status != "Completed" and trip.total_paid() >= trip.carrier_payable
+            if completed:
                 trip.status = "Completed"
                 trip.carrier_paid_at = now
             self._postings.append(recorded)
+            self.webhooks.changed("trip", trip.id, lambda: self.trip_dto(trip), status_changed=completed)
             return self._carrier_payment_body(trip)
 
     def _carrier_payment_body(self, trip: Trip) -> dict[str, Any]:
@@ -981,6 +994,37 @@ class AlvysSandbox:
                     }
                 )
             return rows
+
+    def _posting(self, payment_id: str) -> CustomerPayment | CarrierPayment:
+        found = next((p for p in self._postings if p.id == payment_id), None)
+        if found is None:
+            raise KeyError(payment_id)
+        return found
+
+    def lose_posting(self, payment_id: str) -> dict[str, Any]:
+        """Drift for reconciliation tests: Alvys "loses" a recorded payment (its load or trip no
+        longer lists it, nor do the postings). Silent, as such a loss would be: no webhook.
+        A later POST with the same reference records it again. KeyError if there is none."""
+        with self._lock:
+            payment = self._posting(payment_id)
+            row = next(r for r in self.postings() if r["id"] == payment_id)
+            if isinstance(payment, CustomerPayment):
+                load = self.loads[payment.load_number]
+                load.payments = [p for p in load.payments if p.id != payment_id]
+                load.paid_at = max((p.recorded_at for p in load.payments), default=None)
+            else:
+                trip = self.trips[payment.trip_id]
+                trip.payments = [p for p in trip.payments if p.id != payment_id]
+            self._postings = [p for p in self._postings if p.id != payment_id]
+            return row
+
+    def set_posting_amount(self, payment_id: str, amount: Any) -> dict[str, Any]:
+        """Drift for reconciliation tests: a recorded payment's amount changes at Alvys (as a
+        person editing it in Alvys's UI would); totals follow. KeyError if there is none."""
+        with self._lock:
+            payment = self._posting(payment_id)
+            payment.amount = _amount(amount, "Amount")
+            return next(r for r in self.postings() if r["id"] == payment_id)
 
     def count_request(self, endpoint: str) -> None:
         with self._lock:

@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from config.settings import (
     SANDBOX_ALVYS_CLIENT_SECRET,
+    SANDBOX_ALVYS_WEBHOOK_SECRET,
     SANDBOX_T1_ACCESS_KEY,
     SANDBOX_T1_CALLBACK_SECRET,
     SANDBOX_T1_CLIENT_SECRET,
@@ -69,6 +70,7 @@ async def test_no_secret_in_any_history_or_log(
         "TransportOne client secret": SANDBOX_T1_CLIENT_SECRET,
         "TransportOne access key": SANDBOX_T1_ACCESS_KEY,
         "TransportOne callback secret": SANDBOX_T1_CALLBACK_SECRET,
+        "Alvys webhook secret": SANDBOX_ALVYS_WEBHOOK_SECRET,
         "ingress API key": API_KEY,
         "MyCarrier webhook secret": MC_SECRET,
     }

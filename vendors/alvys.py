@@ -50,7 +50,7 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from models.money import Money, MoneyError, currency_from_numeric, minor_units, to_decimal
@@ -59,6 +59,7 @@ from vendors.retry_after import parse_retry_after
 
 __all__ = [
     "CUSTOMER_PAYABLE_LOAD_STATUSES",
+    "WEBHOOK_EVENTS",
     "AlvysClient",
     "AlvysError",
     "AlvysProblem",
@@ -71,6 +72,7 @@ __all__ = [
     "Load",
     "RecordedPayment",
     "Trip",
+    "WebhookSubscription",
     "camel_keys",
     "load_search_body",
     "parse_retry_after",
@@ -82,6 +84,9 @@ log = logging.getLogger(__name__)
 
 #: Load statuses in which Alvys accepts a customer payment (anything else is a 400).
 CUSTOMER_PAYABLE_LOAD_STATUSES: frozenset[str] = frozenset({"Invoiced", "Completed", "Financed"})
+
+#: The webhook events freightpay subscribes to (``POST /webhooks``; ingress/alvys_webhooks.py).
+WEBHOOK_EVENTS: tuple[str, ...] = ("load.status.changed", "trip.status.changed")
 
 #: The one message text this client looks at (see :attr:`AlvysProblem.is_not_payable`).
 _NOT_PAYABLE_TEXT = "load must be in one of"
@@ -496,6 +501,18 @@ class Trip(_Result):
     carrier_pay_on_hold: bool | None = None
 
 
+class WebhookSubscription(_Result):
+    """A webhook subscription as ``POST /webhooks`` answers it; ``secret`` is its signing secret."""
+
+    id: str
+    name: str | None = None
+    subsidiary_id: str | None = None
+    url: str | None = None
+    events: list[str] = Field(default_factory=list)
+    status: str | None = None
+    secret: SecretStr | None = None
+
+
 # --------------------------------------------------------------------------------------------
 # Wire models (what Alvys sends, after camel_keys)
 # --------------------------------------------------------------------------------------------
@@ -636,6 +653,16 @@ class _WireTrip(_Wire):
     carrier: _WireTripCarrier | None = None
     carrier_paid_at: datetime | None = None
     carrier_pay_on_hold: bool | None = None
+
+
+class _WireWebhook(_Wire):
+    id: str
+    name: str | None = None
+    subsidiary_id: str | None = None
+    url: str | None = None
+    events: list[str] | None = None
+    status: str | None = None
+    secret: str | None = None
 
 
 class _WirePage(_Wire):
@@ -1124,6 +1151,30 @@ class AlvysClient:
 
         url = f"{self._api}/trips/search"
         return await self._search("trips-search", url, body, max_pages, _WireTrip, _trip)
+
+    # ---- webhooks ----------------------------------------------------------------------
+
+    async def create_webhook(
+        self, *, name: str, subsidiary_id: str, url: str, events: Iterable[str] = WEBHOOK_EVENTS
+    ) -> WebhookSubscription:
+        """Subscribe ``url`` to ``events`` of one subsidiary (``POST /webhooks``, CreateWebhookRequest).
+
+        Alvys first sends the URL its unsigned activation request, which the receiver must
+        echo; the answer carries the subscription's signing secret (kept as a SecretStr).
+        """
+        endpoint = "webhooks"
+        body = {"Name": name, "SubsidiaryId": subsidiary_id, "Url": url, "Events": list(events)}
+        response = await self._send(endpoint, "POST", f"{self._api}/webhooks", body=body)
+        wire = _read(response, endpoint, _WireWebhook)
+        return WebhookSubscription(
+            id=wire.id,
+            name=wire.name,
+            subsidiary_id=wire.subsidiary_id,
+            url=wire.url,
+            events=list(wire.events or []),
+            status=wire.status,
+            secret=SecretStr(wire.secret) if wire.secret else None,
+        )
 
     async def _search(
         self,

@@ -367,7 +367,6 @@ async def remittance_line_conflict(run: Run) -> str:
     return parent
 
 
-
 async def deposit_applied_then_operator_applies(run: Run) -> str:
     """A deposit (X12 820 style): two lines applied, one unknown; an operator applies the rest."""
     from intake.cash import start_deposits
@@ -376,7 +375,10 @@ async def deposit_applied_then_operator_applies(run: Run) -> str:
     a, b, c, trace = f"L-{uid()}", f"L-{uid()}", f"L-{uid()}", f"TRN-{uid()}"
     for load, amount in ((a, "100.00"), (b, "50.00"), (c, "30.00")):
         await alvys.add_load(run.sandbox, load, status="Invoiced", billable=amount)
-    usd = lambda v: Money.of(v, "USD")  # noqa: E731
+
+    def usd(value: str) -> Money:
+        return Money.of(value, "USD")
+
     deposit = Deposit(
         source="x12-820", key=trace, amount=usd("175.00"), reference=trace,
         lines=(RemittanceLine(reference=a, amount_paid=usd("100.00")),
@@ -399,12 +401,13 @@ async def deposit_applied_then_operator_applies(run: Run) -> str:
     return deposit_id
 
 
-
 async def waiting_for_payable_woken_by_event(run: Run) -> str:
     """WaitingForPayable, then an Alvys event (the ``load_payable`` signal) brings the re-check forward."""
     load = f"L-{uid()}"
     await alvys.add_load(run.sandbox, load, status="Delivered", billable="40.00")
-    slow = FAST.model_copy(update={"payable_recheck_interval": timedelta(hours=1), "payable_deadline": timedelta(days=1)})
+    slow = FAST.model_copy(
+        update={"payable_recheck_interval": timedelta(hours=1), "payable_deadline": timedelta(days=1)}
+    )
     workflow_id = await run.start(customer(load, "40.00"), slow)
     await run.until(workflow_id, PaymentStatus.WAITING_FOR_PAYABLE)
     await alvys.set_load_status(run.sandbox, load, "Invoiced")
