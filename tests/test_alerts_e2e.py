@@ -20,8 +20,8 @@ from config.settings import Settings
 from intake.start import start_payment
 from models.state import PaymentStatus, ResolveInput, RetryInput
 from models.steps import PaymentPolicy
+from tests.support.payments import customer, uid, wait_status
 from tests.support.servers import serve_app
-from tests.test_payment_workflow import customer, uid, wait_status
 from worker import running_worker
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -11,7 +11,7 @@ import pytest
 from config.settings import AlvysSettings
 from models.money import Money
 from tests.support import alvys_sandbox as alvys
-from tests.test_payment_workflow import uid
+from tests.support.payments import uid
 from vendors.alvys import AlvysClient, AlvysProblem, CarrierPayment, CustomerPayment
 
 

@@ -46,8 +46,8 @@ from models.steps import PaymentPolicy
 from sandbox.alvys import AUDIENCE, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from sandbox.alvys_webhooks import DEMO_WEBHOOK_SECRET
 from tests.support import alvys_sandbox as alvys
+from tests.support.payments import customer, uid, wait_status
 from tests.support.servers import free_port, serve_app
-from tests.test_payment_workflow import customer, uid, wait_status
 from vendors.alvys import AlvysClient
 from workflows.alvys_events import AlvysEvent, AlvysEventResult, AlvysEventWorkflow, event_workflow_id
 

@@ -25,8 +25,8 @@ from cli import bulk, payments
 from intake.start import payment_result, start_payment
 from models.state import CancelInput, PaymentState, PaymentStatus
 from tests.support import alvys_sandbox as alvys
+from tests.support.payments import FAST, customer, uid, wait_status
 from tests.support.servers import free_port
-from tests.test_payment_workflow import FAST, customer, uid, wait_status
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,31 +16,10 @@ from temporalio.client import Client
 from intake.start import payment_result, start_payment
 from models.state import PaymentStatus
 from tests.support import alvys_sandbox as alvys
-from tests.test_payment_workflow import FAST, customer, uid, wait_status
+from tests.support.cli import ROOT, cli
+from tests.support.payments import FAST, customer, uid, wait_status
 
 pytestmark = pytest.mark.usefixtures("worker")
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def freightpay(client: Client, task_queue: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-        "FREIGHTPAY_TASK_QUEUE": task_queue,
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-async def cli(client: Client, task_queue: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(freightpay, client, task_queue, *args)
 
 
 async def test_list_show_refuse_approve(client: Client, task_queue: str, sandbox: httpx.AsyncClient) -> None:

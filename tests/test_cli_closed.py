@@ -18,8 +18,8 @@ from cli.payments import visibility_query
 from intake.start import payment_result, start_payment
 from models.state import PaymentStatus
 from tests.support import alvys_sandbox as alvys
-from tests.test_cli import cli
-from tests.test_payment_workflow import FAST, customer, uid, wait_status
+from tests.support.cli import cli
+from tests.support.payments import FAST, customer, uid, wait_status
 
 pytestmark = pytest.mark.usefixtures("worker")
 

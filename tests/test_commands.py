@@ -20,7 +20,7 @@ from intake.start import payment_result
 from models.state import PaymentStatus
 from tests.conftest import MC_SECRET, venv_binary
 from tests.support import alvys_sandbox as alvys
-from tests.test_payment_workflow import uid
+from tests.support.payments import uid
 
 ROOT = Path(__file__).resolve().parent.parent
 

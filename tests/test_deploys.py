@@ -22,7 +22,7 @@ from intake.start import payment_result, start_payment
 from models.state import ActionAnswer, ApproveInput, PaymentStatus
 from tests.support import alvys_sandbox as alvys
 from tests.support.next_version import PaymentWorkflowNext
-from tests.test_payment_workflow import FAST, customer, uid, wait_status
+from tests.support.payments import FAST, customer, uid, wait_status
 from worker import deployment_config, running_worker
 from workflows.payment import PaymentWorkflow
 from workflows.remittance import RemittanceWorkflow

@@ -24,7 +24,7 @@ from models.deposit import (
 from models.money import Money
 from models.steps import PaymentPolicy
 from tests.support import alvys_sandbox as alvys
-from tests.test_payment_workflow import uid
+from tests.support.payments import uid
 from workflows.deposit import DepositWorkflow
 
 pytestmark = pytest.mark.usefixtures("worker")

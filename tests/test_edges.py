@@ -27,9 +27,8 @@ from models.state import ActionAnswer, PaymentState, PaymentStatus, RetryInput
 from models.steps import CallbackReport, PaymentPolicy
 from tests.conftest import API_KEY
 from tests.support import alvys_sandbox as alvys
-from tests.test_ingress import exists
-from tests.test_payment_workflow import uid, wait_status
-from tests.test_transportone_route import add_invoice, body
+from tests.support.payments import exists, uid, wait_status
+from tests.support.transportone import add_invoice, body
 from workflows import search_attributes as sa
 from workflows.payment import PaymentWorkflow
 
@@ -163,7 +162,7 @@ async def test_a_hand_sent_vendor_callback_is_refused_and_changes_nothing(
 async def test_temporal_cancellation_of_a_payment_in_review_ends_it_cancelled(
     client: Client, sandbox: httpx.AsyncClient, task_queue: str, http: httpx.AsyncClient
 ) -> None:
-    from tests.test_payment_workflow import customer
+    from tests.support.payments import customer
 
     instruction = customer(f"L-MISSING-{uid()}", "10.00")
     await start_payment(client, instruction, task_queue=task_queue, policy=PaymentPolicy())
@@ -283,7 +282,7 @@ async def test_a_posted_payment_cannot_be_retargeted_by_retry(
 async def test_a_terminated_payment_shows_temporals_status_and_offers_nothing(
     client: Client, sandbox: httpx.AsyncClient, task_queue: str, http: httpx.AsyncClient
 ) -> None:
-    from tests.test_payment_workflow import customer
+    from tests.support.payments import customer
 
     instruction = customer(f"L-MISSING-{uid()}", "10.00")
     await start_payment(client, instruction, task_queue=task_queue, policy=PaymentPolicy())
@@ -304,7 +303,7 @@ async def test_a_line_whose_key_was_taken_after_the_file_was_accepted_is_a_recor
     from intake import files
     from intake.remittance import parse_csv
     from models.steps import RemittanceInput, RemittanceProgress
-    from tests.test_payment_workflow import customer
+    from tests.support.payments import customer
 
     load, ref, same = f"L-{uid()}", f"CHK-{uid()}", f"CHK-{uid()}"
     await alvys.add_load(sandbox, load, status="Invoiced", billable="500.00")

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from config.settings import Settings
 from ingress.app import create_app
@@ -20,20 +19,12 @@ from intake.start import payment_result
 from models.state import PaymentStatus
 from tests.conftest import API_KEY, MC_SECRET
 from tests.support import alvys_sandbox as alvys
+from tests.support.payments import exists, uid
 from tests.support.servers import free_port, serve_app
-from tests.test_payment_workflow import uid
 
 pytestmark = pytest.mark.usefixtures("worker")
 ROOT = Path(__file__).resolve().parent.parent
 SEED = json.loads((ROOT / "examples" / "mycarrier-invoice-payment.json").read_text())
-
-
-async def exists(client: Client, workflow_id: str) -> bool:
-    try:
-        await client.get_workflow_handle(workflow_id).describe()
-    except RPCError:
-        return False
-    return True
 
 
 def mycarrier_event(po: str, amount: float = 382.53) -> dict[str, Any]:
@@ -135,7 +126,7 @@ async def test_ambiguous_trips_need_review_listing_the_candidates(
         "/v1/webhooks/mycarrier", json=mycarrier_event(po, 100.0), headers={"X-Webhook-Secret": MC_SECRET}
     )
 
-    from tests.test_payment_workflow import wait_status
+    from tests.support.payments import wait_status
 
     state = await wait_status(client, answer.json()["workflow_ids"][0], PaymentStatus.NEEDS_REVIEW)
     assert f"several trips match load {load}" in (state.reason or "") and "Candidates: T-" in (

@@ -36,9 +36,8 @@ from models.state import PaymentStatus
 from models.steps import PaymentPolicy
 from tests.conftest import API_KEY
 from tests.support import alvys_sandbox as alvys
-from tests.test_ingress import exists
-from tests.test_payment_workflow import uid
-from tests.test_transportone_route import add_invoice, postings
+from tests.support.payments import exists, uid
+from tests.support.transportone import add_invoice, postings
 
 pytestmark = [pytest.mark.usefixtures("worker"), pytest.mark.slow]
 _T = TypeVar("_T")

@@ -19,7 +19,7 @@ from models.state import PaymentState, PaymentStatus
 from models.steps import PaymentPolicy
 from tests.conftest import venv_binary
 from tests.support import alvys_sandbox as alvys
-from tests.test_payment_workflow import customer, uid
+from tests.support.payments import customer, uid
 from workflows.search_attributes import DEFINITIONS
 
 DEFAULTS = PaymentPolicy()  # re-check every hour, give up after 14 days

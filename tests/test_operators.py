@@ -16,7 +16,7 @@ from models.payment import PaymentInstruction, Source, Target, TargetIds
 from models.state import ActionAnswer, PaymentStatus, RetryInput
 from models.steps import PaymentPolicy
 from tests.support import alvys_sandbox as alvys
-from tests.test_payment_workflow import FAST, customer, uid, wait_status
+from tests.support.payments import FAST, customer, uid, wait_status
 
 pytestmark = pytest.mark.usefixtures("worker")
 

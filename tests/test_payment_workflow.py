@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -13,71 +12,12 @@ from temporalio.client import Client
 
 from intake.start import payment_result, start_payment, start_payments
 from models.money import Money
-from models.payment import PaymentInstruction, Source, Target, TargetIds
-from models.state import PaymentResult, PaymentState, PaymentStatus
+from models.state import PaymentStatus
 from models.steps import PaymentPolicy
 from tests.support import alvys_sandbox as alvys
+from tests.support.payments import FAST, carrier, customer, run, uid, wait_status
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-FAST = PaymentPolicy(
-    payable_recheck_interval=timedelta(seconds=1),
-    payable_deadline=timedelta(seconds=30),
-)
-
-
-def uid() -> str:
-    return uuid.uuid4().hex[:8].upper()
-
-
-def customer(load: str, amount: str, ref: str | None = None, currency: str = "USD") -> PaymentInstruction:
-    ref = ref or f"CHK-{uid()}"
-    return PaymentInstruction(
-        source=Source.ALVYS_CUSTOMER,
-        business_key=f"{load}-{ref}",
-        target=Target.ALVYS_CUSTOMER_PAYMENT,
-        ids=TargetIds(load_number=load),
-        amount=Money.of(amount, currency),
-        payment_date=datetime(2026, 11, 20, tzinfo=UTC),
-        method="Check",
-        check_number="1001",
-        reference_number=ref,
-    )
-
-
-def carrier(trip: str, amount: str, ref: str | None = None) -> PaymentInstruction:
-    ref = ref or f"ACH-{uid()}"
-    return PaymentInstruction(
-        source=Source.ALVYS_CARRIER,
-        business_key=f"{trip}-{ref}",
-        target=Target.ALVYS_CARRIER_PAYMENT,
-        ids=TargetIds(trip_id=trip),
-        amount=Money.of(amount),
-        payment_date=datetime(2026, 11, 20, tzinfo=UTC),
-        method="ACH",
-        reference_number=ref,
-    )
-
-
-async def run(
-    client: Client, task_queue: str, instruction: PaymentInstruction, policy: PaymentPolicy = FAST
-) -> PaymentResult:
-    workflow_id = await start_payment(client, instruction, task_queue=task_queue, policy=policy)
-    return await asyncio.wait_for(payment_result(client, workflow_id), 60)
-
-
-async def wait_status(
-    client: Client, workflow_id: str, status: PaymentStatus, seconds: float = 30
-) -> PaymentState:
-    handle = client.get_workflow_handle(workflow_id)
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        state: PaymentState = await handle.query("status", result_type=PaymentState)
-        if state.status is status:
-            return state
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{workflow_id} is {state.status}, not {status}: {state.reason}")
-        await asyncio.sleep(0.2)
 
 
 async def test_customer_payment_is_paid_from_the_posts_own_answer(

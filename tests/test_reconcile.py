@@ -41,8 +41,8 @@ from models.reconcile import (
 )
 from models.state import PaymentStatus
 from tests.support import alvys_sandbox as alvys
-from tests.test_cli import cli
-from tests.test_payment_workflow import carrier, customer, run, uid
+from tests.support.cli import cli
+from tests.support.payments import carrier, customer, run, uid
 from workflows import search_attributes as sa
 from workflows.reconcile import DiscrepancyWorkflow, ReconcileWorkflow
 

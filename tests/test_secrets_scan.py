@@ -27,7 +27,7 @@ from intake.start import payment_result
 from models.state import PaymentStatus
 from tests.conftest import API_KEY, MC_SECRET
 from tests.support import alvys_sandbox as alvys
-from tests.test_payment_workflow import uid
+from tests.support.payments import uid
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -25,8 +25,8 @@ from intake.errors import FieldDifference, IntakeError, PaymentConflict, Payment
 from intake.parse import parse_body
 from starter import conflict_lines
 from tests.support import alvys_sandbox as alvys
+from tests.support.payments import uid
 from tests.support.servers import free_port
-from tests.test_payment_workflow import uid
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMITS = FreightpaySettings()

@@ -14,31 +14,10 @@ from temporalio.client import Client
 from intake.start import payment_result
 from models.state import PaymentStatus
 from tests.conftest import API_KEY
-from tests.test_ingress import exists
-from tests.test_payment_workflow import uid, wait_status
+from tests.support.payments import exists, uid, wait_status
+from tests.support.transportone import add_invoice, body, postings
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-async def add_invoice(sandbox: httpx.AsyncClient, number: str, total: str, currency: str = "INR") -> None:
-    answer = await sandbox.post(
-        "/_sandbox/transportone/invoices",
-        json={"invoiceNumber": number, "total": total, "currency": currency},
-    )
-    assert answer.status_code == 201, answer.text
-
-
-def body(invoice: str, payment_id: str, applied: float, total: float, **extra: Any) -> dict[str, Any]:
-    payment = {"paymentId": payment_id, "invoiceNumber": invoice, "paymentType": "cash", "totalAmount": total,
-               "paymentDate": 1757116800000, "appliedAmount": applied, "referenceNumber": f"UTR{uid()}", **extra}  # fmt: skip
-    return {"data": {"payments": [payment]}, "callback": {"url": "https://webhook.site/ignored"}}
-
-
-async def postings(sandbox: httpx.AsyncClient, invoice: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = (
-        await sandbox.get("/_sandbox/transportone/postings", params={"invoice": invoice})
-    ).json()
-    return rows
 
 
 async def test_a_full_payment_is_confirmed_by_the_callback(
