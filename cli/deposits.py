@@ -6,8 +6,6 @@ says why); 2 bad input; 3 Temporal unreachable; 4 no such deposit.
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import json
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
@@ -18,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from config.temporal import connect
+from cli.common import run_with_temporal, who
 from intake.cash import deposit_state, deposit_view
 from models.deposit import ApplyInput, DepositState, ResolveDepositInput
 from workflows import search_attributes as sa
@@ -36,22 +34,11 @@ REASON = typer.Option(None, "--reason", help="why, for the record")
 
 
 def _run(work: Callable[[Client], Awaitable[_T]]) -> _T:
-    async def main() -> _T:
-        try:
-            client = await connect()
-        except RuntimeError as exc:
-            err.print(f"[red]cannot reach Temporal:[/] {exc}")
-            raise typer.Exit(EXIT_UNREACHABLE) from None
-        return await work(client)
-
-    return asyncio.run(main())
+    return run_with_temporal(work)
 
 
 def _who(operator: str | None) -> str:
-    try:
-        return operator or getpass.getuser()
-    except (KeyError, OSError):
-        return operator or "operator"
+    return who(operator)
 
 
 async def _state(client: Client, deposit_id: str) -> DepositState:

@@ -16,8 +16,6 @@ PaymentStatus it last had (no code runs at a termination), and a closed one offe
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import json
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
@@ -37,7 +35,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from cli import bulk
 from cli.bulk import CLOSED_BY_TEMPORAL
-from config.temporal import connect, execution_status_label
+from cli.common import run_with_temporal, who
+from config.temporal import execution_status_label
 from intake.start import PAYMENT_WORKFLOW
 from models.state import (
     ActionAnswer,
@@ -62,15 +61,7 @@ _T = TypeVar("_T")
 
 
 def _run(work: Callable[[Client], Awaitable[_T]]) -> _T:
-    async def main() -> _T:
-        try:
-            client = await connect()
-        except RuntimeError as exc:
-            err.print(f"[red]cannot reach Temporal:[/] {exc}")
-            raise typer.Exit(EXIT_UNREACHABLE) from None
-        return await work(client)
-
-    return asyncio.run(main())
+    return run_with_temporal(work)
 
 
 def _quote(value: str) -> str:
@@ -331,12 +322,7 @@ REASON = typer.Option(None, "--reason", help="why, for the payment's record")
 
 
 def _who(operator: str | None) -> str:
-    if operator:
-        return operator
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "operator"
+    return who(operator)
 
 
 @app.command()

@@ -32,6 +32,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 
+from cli.common import run_with_temporal
 from config.settings import get_settings
 from config.temporal import connect
 from models import reconcile
@@ -54,15 +55,7 @@ CATCHUP = timedelta(days=7)
 
 
 def _run(work: Callable[[Client], Awaitable[_T]]) -> _T:
-    async def main() -> _T:
-        try:
-            client = await connect()
-        except RuntimeError as exc:
-            err.print(f"[red]cannot reach Temporal:[/] {exc}")
-            raise typer.Exit(EXIT_UNREACHABLE) from None
-        return await work(client)
-
-    return asyncio.run(main())
+    return run_with_temporal(work)
 
 
 def parse_every(text: str) -> timedelta:

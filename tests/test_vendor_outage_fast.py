@@ -17,14 +17,13 @@ from models.state import CancelInput, PaymentStatus
 from tests.support.fakes import (
     FAST,
     Payments,
-    customer,
     payments,
     recorded,
     time_skipping_environment,
-    uid,
     unavailable,
     update,
 )
+from tests.support.instructions import customer, uid
 
 PAST_THE_STEP_DEADLINE = timedelta(hours=1, minutes=5)
 

@@ -47,8 +47,6 @@ from tests.support.fakes import (
     PaymentHandle,
     Payments,
     callback,
-    carrier,
-    customer,
     not_payable,
     payable,
     payments,
@@ -58,12 +56,11 @@ from tests.support.fakes import (
     rejected,
     resolved,
     time_skipping_environment,
-    transportone,
-    uid,
     unavailable,
     unresolved,
     update,
 )
+from tests.support.instructions import carrier, customer, transportone, uid
 from workflows.payment import PaymentWorkflow
 from workflows.search_attributes import PAYMENT_FLAGS, PAYMENT_STATUS
 

@@ -6,16 +6,17 @@ Shared by many test files; test files import helpers from here, never from each 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from temporalio.client import Client
 
 from intake.start import payment_result, start_payment
-from models.money import Money
-from models.payment import PaymentInstruction, Source, Target, TargetIds
+from models.payment import PaymentInstruction
 from models.state import PaymentResult, PaymentState, PaymentStatus
 from models.steps import PaymentPolicy
+from tests.support.instructions import carrier, customer, uid
+
+__all__ = ["FAST", "carrier", "customer", "exists", "run", "uid", "wait_status"]
 
 
 async def exists(client: Client, workflow_id: str) -> bool:
@@ -33,39 +34,6 @@ FAST = PaymentPolicy(
     payable_recheck_interval=timedelta(seconds=1),
     payable_deadline=timedelta(seconds=30),
 )
-
-
-def uid() -> str:
-    return uuid.uuid4().hex[:8].upper()
-
-
-def customer(load: str, amount: str, ref: str | None = None, currency: str = "USD") -> PaymentInstruction:
-    ref = ref or f"CHK-{uid()}"
-    return PaymentInstruction(
-        source=Source.ALVYS_CUSTOMER,
-        business_key=f"{load}-{ref}",
-        target=Target.ALVYS_CUSTOMER_PAYMENT,
-        ids=TargetIds(load_number=load),
-        amount=Money.of(amount, currency),
-        payment_date=datetime(2026, 11, 20, tzinfo=UTC),
-        method="Check",
-        check_number="1001",
-        reference_number=ref,
-    )
-
-
-def carrier(trip: str, amount: str, ref: str | None = None) -> PaymentInstruction:
-    ref = ref or f"ACH-{uid()}"
-    return PaymentInstruction(
-        source=Source.ALVYS_CARRIER,
-        business_key=f"{trip}-{ref}",
-        target=Target.ALVYS_CARRIER_PAYMENT,
-        ids=TargetIds(trip_id=trip),
-        amount=Money.of(amount),
-        payment_date=datetime(2026, 11, 20, tzinfo=UTC),
-        method="ACH",
-        reference_number=ref,
-    )
 
 
 async def run(
