@@ -210,3 +210,25 @@ async def test_amount_only_applies_the_one_exact_set_and_leaves_an_ambiguous_one
     assert not unsure.applications and unsure.unapplied == usd("355.50")
     (why,) = unsure.unmatched
     assert "several sets" in why.reason and len(why.candidates) >= 2  # 250 + 105.50, 250 + 75.50 + 30
+
+
+async def test_temporal_cancellation_of_a_deposit_ends_it_resolved_saying_so(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    ref = f"BNK{uid()}"
+    deposit = Deposit(source="bai2", key=ref, amount=usd("12.34"), reference=ref, free_text="NOTHING 7654321")
+    (deposit_id,) = await start(client, settings, deposit)
+    await until(client, deposit_id, DepositStatus.UNAPPLIED)
+    handle = client.get_workflow_handle(deposit_id)
+
+    await handle.cancel()  # the Web UI's Request Cancellation
+
+    from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+
+    with pytest.raises(WorkflowFailureError):
+        await asyncio.wait_for(handle.result(), 30)
+    described = await handle.describe()
+    assert described.status == WorkflowExecutionStatus.CANCELED
+    from workflows.search_attributes import DEPOSIT_STATUS
+
+    assert described.typed_search_attributes.get(DEPOSIT_STATUS) == "Resolved"

@@ -23,7 +23,12 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    WorkflowAlreadyStartedError,
+    is_cancelled_exception,
+)
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -94,6 +99,22 @@ class DepositWorkflow:
 
     @workflow.run
     async def run(self, input: DepositInput) -> DepositState:
+        """The deposit's story. Temporal's cancellation (the UI's Request Cancellation) ends it
+        Resolved, saying so, and the workflow Canceled: the payments it started are each their
+        own workflow and go on (cancel those one by one if they must stop)."""
+        try:
+            return await self._story()
+        except asyncio.CancelledError:
+            self._resolved = True
+            self._state.status = DepositStatus.RESOLVED
+            self._state.resolution = (
+                f"cancelled through Temporal with {self._state.unapplied} unapplied; "
+                f"{len(self._state.applications)} payment(s) already started go on"
+            )
+            self._show()
+            raise
+
+    async def _story(self) -> DepositState:
         self._show()
         plan = await self._plan()
         self._state.strategy = plan.strategy.value if plan.strategy else None
@@ -172,6 +193,8 @@ class DepositWorkflow:
             try:
                 self._open_cache = await self._read_open_invoices(payer)
             except ActivityError as err:
+                if is_cancelled_exception(err):
+                    raise asyncio.CancelledError() from err
                 workflow.logger.warning("Open invoices of %s could not be read: %s", payer, err.cause)
         return self._open_cache
 
@@ -216,6 +239,8 @@ class DepositWorkflow:
                 summary="Look up the deposit's references",
             )
         except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise asyncio.CancelledError() from err
             # The vendor could not be reached for an hour: nothing is guessed; the lines stay unapplied.
             workflow.logger.warning("Deposit lookup failed: %s", err.cause)
             return []
