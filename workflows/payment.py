@@ -656,7 +656,7 @@ class PaymentWorkflow:
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise  # Temporal's cancellation of the story, not vendor trouble (see run)
-            text = str(err.cause) if err.cause is not None else str(err)
+            text = _vendor_trouble(err)
             self._note_vendor_answer(summary, text)
             # Out of time while still retryable (5xx, 429, timeouts, connection errors): an outage.
             outage = isinstance(err.cause, TimeoutError) or err.retry_state == RetryState.TIMEOUT
@@ -824,3 +824,15 @@ class PaymentWorkflow:
 #: ``_enter(..., reason=_KEEP)``: the step keeps the reason the payment had (an operator's
 #: "approved by dana" or "retrying with load_number=L-2" stays visible while it posts).
 _KEEP: object = object()
+
+
+def _vendor_trouble(err: BaseException) -> str:
+    """The vendor's own last word inside an activity failure (the innermost cause), e.g. "Alvys
+    customer-payments answered 503" rather than the server's "Not enough time to ... retry"."""
+    inner: BaseException = err
+    while True:
+        deeper = getattr(inner, "cause", None) or inner.__cause__
+        if deeper is None:
+            break
+        inner = deeper
+    return str(inner) if inner is not err else str(err)
