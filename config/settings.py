@@ -168,7 +168,7 @@ class FreightpaySettings(BaseSettings):
             payable_deadline=timedelta(seconds=self.payable_deadline_seconds),
             callback_timeout=timedelta(seconds=self.callback_timeout_seconds),
             vendor_patience=timedelta(seconds=self.vendor_patience_seconds),
-            alerts=bool(getattr(self, "alert_webhook_url", "")),
+            alerts=bool(self.alert_webhook_url),
         )
 
     def payer_alias_map(self) -> dict[str, str]:

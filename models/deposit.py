@@ -7,13 +7,14 @@ the money, starting payments) works on them only, whatever the format.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.money import Money
+from models.state import OperatorAction
 from models.steps import PaymentPolicy
 
 
@@ -181,6 +182,10 @@ class AppliedPayment(BaseModel):
 
 
 class UnmatchedCash(BaseModel):
+    """Money of a deposit that matched nothing: it waits, unapplied, for a person."""
+
+    model_config = ConfigDict(frozen=True)
+
     reference: str | None = None
     amount: Money
     reason: str
@@ -204,15 +209,6 @@ class ResolveDepositInput(BaseModel):
     operator: str | None = None
 
 
-class DepositAction(BaseModel):
-    action: str
-    at: datetime
-    operator: str | None = None
-    reason: str | None = None
-    accepted: bool = True
-    message: str = ""
-
-
 class DepositState(BaseModel):
     """What the deposit's ``state`` query and its result tell."""
 
@@ -223,7 +219,7 @@ class DepositState(BaseModel):
     strategy: str | None = None
     applications: list[AppliedPayment] = Field(default_factory=list)
     unmatched: list[UnmatchedCash] = Field(default_factory=list)
-    actions: list[DepositAction] = Field(default_factory=list)
+    actions: list[OperatorAction] = Field(default_factory=list)
     resolution: str | None = None
 
     @property

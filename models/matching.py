@@ -27,6 +27,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.deposit import Deposit, KnownTarget, RemittanceLine
+from models.deposit import UnmatchedCash as Unmatched
 from models.money import Money
 
 #: At most this many invoices are combined to explain an amount-only deposit.
@@ -58,17 +59,6 @@ class Application(BaseModel):
     #: Why it pays less than is open (the 820 ``ADX`` code and amount, or "short pay").
     reason: str | None = None
     strategy: Strategy
-
-
-class Unmatched(BaseModel):
-    """Money of the deposit that matched nothing: it waits, unapplied, for a person."""
-
-    model_config = ConfigDict(frozen=True)
-
-    reference: str | None = None
-    amount: Money
-    reason: str
-    candidates: list[str] = Field(default_factory=list)
 
 
 class Plan(BaseModel):

@@ -76,5 +76,20 @@ async def test_each_entry_into_needs_review_is_one_signed_alert(
     assert seen[0]["workflow_id"] == instruction.workflow_id and "needs review" in seen[0]["text"]
 
 
-async def test_without_an_alert_url_nothing_is_scheduled(client: Client, settings: Settings) -> None:
+@pytest.mark.usefixtures("worker")
+async def test_without_an_alert_url_no_alert_activity_is_scheduled(
+    client: Client, settings: Settings
+) -> None:
     assert not settings.freightpay.policy().alerts
+    instruction = customer(f"L-MISSING-{uid()}", "10.00")
+    await start_payment(
+        client, instruction, task_queue=settings.freightpay.task_queue, policy=settings.freightpay.policy()
+    )
+    await wait_status(client, instruction.workflow_id, PaymentStatus.NEEDS_REVIEW)
+    history = await client.get_workflow_handle(instruction.workflow_id).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled and "send_alert" not in scheduled

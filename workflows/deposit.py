@@ -39,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
     from models.deposit import (
         AppliedPayment,
         ApplyInput,
-        DepositAction,
         DepositInput,
         DepositState,
         DepositStatus,
@@ -55,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from models.money import Money
     from models.payment import PaymentInstruction, Source, Target, TargetIds
     from models.queues import VendorQueue, queue_name
-    from models.state import PaymentResult, PaymentStatus
+    from models.state import OperatorAction, PaymentResult, PaymentStatus
     from models.steps import PaymentInput
     from workflows import search_attributes
     from workflows.payment import PaymentWorkflow
@@ -118,10 +117,7 @@ class DepositWorkflow:
         self._show()
         plan = await self._plan()
         self._state.strategy = plan.strategy.value if plan.strategy else None
-        self._state.unmatched = [
-            UnmatchedCash(reference=u.reference, amount=u.amount, reason=u.reason, candidates=u.candidates)
-            for u in plan.unmatched
-        ]
+        self._state.unmatched = list(plan.unmatched)
         for application in _one_per_load(plan.applications):
             self._pay(
                 reference=application.reference,
@@ -441,7 +437,7 @@ class DepositWorkflow:
         self, action: str, operator: str | None, reason: str | None, *, accepted: bool, message: str
     ) -> None:
         self._state.actions.append(
-            DepositAction(
+            OperatorAction(
                 action=action,
                 at=workflow.now(),
                 operator=operator,

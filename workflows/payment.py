@@ -90,10 +90,6 @@ STEP_DEADLINE = timedelta(hours=1)
 #: Patch: relayed vendor callbacks are checked for the ingress's proof (a local activity) before
 #: they count. Histories recorded before it replay with the callback taken as it came.
 RELAY_PROOF_PATCH = "callback-relay-proof"
-#: Kept for callers that name the flag from here.
-OVERPAID = rules.OVERPAID
-
-ACTIONS = tuple(a.value for a in Action)
 #: The states whose every entry is an alert (with FREIGHTPAY_ALERT_WEBHOOK_URL set at the start).
 ALERTS = {
     PaymentStatus.NEEDS_REVIEW: AlertEvent.PAYMENT_NEEDS_REVIEW,
