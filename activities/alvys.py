@@ -87,7 +87,7 @@ def classify(error: AlvysProblem) -> PostOutcomeKind:
     return PostOutcomeKind.REJECTED
 
 
-async def _read(call: Callable[[], Awaitable[_T]]) -> _T:
+async def classified_read(call: Callable[[], Awaitable[_T]]) -> _T:
     """A read call; every non-2xx is classified, and a 4xx on a read is raised as a fact-less error."""
     try:
         return await call()
@@ -148,7 +148,9 @@ class AlvysSteps:
             return Resolution(ids=ids, found=True)
         if ids.invoice_number:
             try:
-                invoice = await _read(lambda: self._client.get_invoice(invoice_number=ids.invoice_number))
+                invoice = await classified_read(
+                    lambda: self._client.get_invoice(invoice_number=ids.invoice_number)
+                )
             except AlvysProblem as error:
                 return Resolution(
                     ids=ids,
@@ -186,7 +188,9 @@ class AlvysSteps:
             return Resolution(ids=ids, found=True)
         trips: list[Trip]
         if ids.trip_number:
-            trips = await _read(lambda: self._client.search_trips(trip_numbers=[ids.trip_number or ""]))
+            trips = await classified_read(
+                lambda: self._client.search_trips(trip_numbers=[ids.trip_number or ""])
+            )
             where = f"trip number {ids.trip_number}"
         else:
             load_numbers = (
@@ -197,7 +201,7 @@ class AlvysSteps:
             where = f"load {ids.load_number}" if ids.load_number else self._po_label(instruction)
             if len(load_numbers) != 1:
                 return self._not_one("load", where, load_numbers, ids)
-            trips = await _read(lambda: self._client.search_trips(load_numbers=load_numbers))
+            trips = await classified_read(lambda: self._client.search_trips(load_numbers=load_numbers))
             if not ids.load_number:
                 where = f"load {load_numbers[0]} (of {where})"
             ids = ids.model_copy(update={"load_number": load_numbers[0]})
@@ -220,7 +224,7 @@ class AlvysSteps:
         numbers = list(dict.fromkeys(n for n in (ids.po_number, ids.quote_reference, ids.bol_number) if n))
         if not numbers:
             return []
-        loads = await _read(lambda: self._client.search_loads(po_numbers=numbers))
+        loads = await classified_read(lambda: self._client.search_loads(po_numbers=numbers))
         # Prefer matches on the PO itself, then the quote reference, then the BOL.
         for number in numbers:
             preferred = [x for x in loads if x.po_number == number]
@@ -244,7 +248,7 @@ class AlvysSteps:
         ids = request.instruction.ids
         if request.instruction.target is not Target.ALVYS_CUSTOMER_PAYMENT or not ids.load_number:
             return PayableCheck(payable=True)
-        loads = await _read(lambda: self._client.search_loads(load_numbers=[ids.load_number or ""]))
+        loads = await classified_read(lambda: self._client.search_loads(load_numbers=[ids.load_number or ""]))
         load = next((x for x in loads if x.load_number == ids.load_number), None)
         if load is None:
             return PayableCheck(payable=False, found=False, reason=f"load {ids.load_number} not found")
@@ -335,7 +339,7 @@ class AlvysSteps:
                 reason=f"Alvys's answer did not list reference {reference} among the trip's payments",
             )
         if instruction.ids.invoice_number:
-            invoice = await _read(
+            invoice = await classified_read(
                 lambda: self._client.get_invoice(invoice_number=instruction.ids.invoice_number)
             )
             ours = invoice.find(reference)
@@ -349,7 +353,7 @@ class AlvysSteps:
                 vendor_payment_id=post.vendor_payment_id or (ours.id if ours else None),
                 reason=None if confirmed else f"invoice {invoice.number} does not list reference {reference}",
             )
-        loads = await _read(
+        loads = await classified_read(
             lambda: self._client.search_loads(load_numbers=[instruction.ids.load_number or ""])
         )
         load = next((x for x in loads if x.load_number == instruction.ids.load_number), None)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 
 from temporalio import activity
 
-from activities.alvys import _read, load_remaining
+from activities.alvys import classified_read, load_remaining
 from models.deposit import (
     CustomerMatch,
     FindCustomer,
@@ -73,13 +73,15 @@ class CashActivities:
         if not request.load_numbers and not request.po_numbers:
             return Found()
         if request.load_numbers:
-            loads = await _read(
+            loads = await classified_read(
                 lambda: self._client.search_loads(load_numbers=request.load_numbers, max_pages=1)
             )
             by = {load.load_number: load for load in loads}
             wanted = request.load_numbers
         else:
-            loads = await _read(lambda: self._client.search_loads(po_numbers=request.po_numbers, max_pages=1))
+            loads = await classified_read(
+                lambda: self._client.search_loads(po_numbers=request.po_numbers, max_pages=1)
+            )
             by = {}
             for load in loads:
                 if load.po_number and load.po_number not in by:
@@ -99,7 +101,9 @@ class CashActivities:
     async def find_invoice(self, request: FindInvoice) -> Found:
         """One invoice by number (``GET /invoices``, 5 a minute); none when Alvys does not know it."""
         try:
-            invoice = await _read(lambda: self._client.get_invoice(invoice_number=request.invoice_number))
+            invoice = await classified_read(
+                lambda: self._client.get_invoice(invoice_number=request.invoice_number)
+            )
         except AlvysProblem as error:
             if error.status == 404:
                 return Found()
@@ -144,7 +148,7 @@ class CashActivities:
         directory: dict[str, list[tuple[str, str]]] = {}
         page = 0  # Alvys's pages are 0-based
         while True:
-            batch = await _read(lambda n=page: self._client.search_customers(page=n, page_size=100))  # type: ignore[misc]
+            batch = await classified_read(lambda n=page: self._client.search_customers(page=n, page_size=100))  # type: ignore[misc]
             for customer in batch.items:
                 for label in {customer.name, customer.invoicing_name, customer.invoicing_name_alias} - {
                     None,
@@ -165,7 +169,7 @@ class CashActivities:
     async def open_invoices(self, request: OpenInvoicesRequest) -> Found:
         """One page of the customer's open invoices (``POST /invoices/search`` by ``CustomerId``)."""
         try:
-            page = await _read(
+            page = await classified_read(
                 lambda: self._client.search_invoices(
                     customer_id=request.customer_id,
                     statuses=OPEN_INVOICE_STATUSES,

@@ -27,7 +27,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecution, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from activities.alvys import _read
+from activities.alvys import classified_read
 from activities.pacing import Pacer
 from models import reconcile
 from models.money import Money
@@ -100,12 +100,14 @@ class ReconcileActivities:
             return LoadsRead()
         await self._pacer.wait(activity.info().task_queue)
         try:
-            loads = await _read(
+            loads = await classified_read(
                 lambda: self._alvys.search_loads(
                     load_numbers=numbers, page_size=max(50, min(len(numbers), 500)), max_pages=1
                 )
             )
-        except AlvysProblem as error:  # a 4xx that retrying will not change (429/5xx retry in _read)
+        except (
+            AlvysProblem
+        ) as error:  # a 4xx that retrying will not change (429/5xx retry in classified_read)
             raise ApplicationError(str(error), type="VendorRefusedRead", non_retryable=True) from None
         except AlvysResponseError as error:
             raise ApplicationError(str(error), type="VendorUnreadable", non_retryable=True) from None

@@ -831,4 +831,4 @@ def _vendor_trouble(err: BaseException) -> str:
         if deeper is None:
             break
         inner = deeper
-    return str(inner) if inner is not err else str(err)
+    return str(inner)
