@@ -85,7 +85,7 @@ async def _run_deposits(
     client = await connect()
     answer = await start_file(
         client, raw, file_format, deposits, file_name=file.name, task_queue=settings.freightpay.task_queue,
-        policy=settings.freightpay.policy(), data_dir=settings.freightpay.data_dir,
+        policy=settings.policy(), data_dir=settings.freightpay.data_dir,
     )  # fmt: skip
     print(
         f"remittance file {file.name} ({file_format.value}): {answer['remittance_id']}",
@@ -127,7 +127,7 @@ async def _run(
 ) -> None:
     settings = get_settings()
     client = await connect()
-    queue, policy = settings.freightpay.task_queue, settings.freightpay.policy()
+    queue, policy = settings.freightpay.task_queue, settings.policy()
     if source == "remittance":
         parent, ids = await start_remittance(
             client, raw, instructions, file_name=file.name, task_queue=queue, policy=policy,

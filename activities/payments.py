@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.pacing import Pacer
 from models.payment import PaymentInstruction
+from models.queues import vendor_queue
 from models.steps import (
     Confirmation,
     ConfirmRequest,
@@ -45,9 +46,14 @@ class PaymentActivities:
         self._vendors = dict(vendors)
         self._pacer = pacer or Pacer({})
 
-    async def _paced(self, instruction: PaymentInstruction) -> VendorSteps:
-        """The vendor's steps, once this worker's pacing on the activity's queue allows a call."""
-        await self._pacer.wait(activity.info().task_queue)
+    async def _paced(self, instruction: PaymentInstruction, *, writes: bool = False) -> VendorSteps:
+        """The vendor's steps, once this worker's pacing of the call's vendor queue allows a call.
+
+        Paced by the vendor queue the call belongs to, not the task queue it arrived on: a step
+        run on the payment's own queue (``PaymentPolicy.inline_queues``, a vendor without a
+        budget) is still paced here if this worker was given a budget for it after all.
+        """
+        await self._pacer.wait(vendor_queue(instruction.target, writes).value)
         return self._vendor(instruction)
 
     def _vendor(self, instruction: PaymentInstruction) -> VendorSteps:
@@ -76,7 +82,7 @@ class PaymentActivities:
     @activity.defn(name="post_payment")
     async def post_payment(self, request: PostRequest) -> PostOutcome:
         """Record the payment: the one vendor write, idempotent on the business reference."""
-        result = await (await self._paced(request.instruction)).post_payment(request)
+        result = await (await self._paced(request.instruction, writes=True)).post_payment(request)
         return result.model_copy(update={"attempt": activity.info().attempt})
 
     @activity.defn(name="confirm_payment")

@@ -31,6 +31,7 @@ from activities.alvys import classified_read
 from activities.pacing import Pacer
 from models import reconcile
 from models.money import Money
+from models.queues import VendorQueue
 from models.reconcile import (
     LoadsRead,
     LoadsRequest,
@@ -98,7 +99,7 @@ class ReconcileActivities:
         numbers = request.load_numbers
         if not numbers:
             return LoadsRead()
-        await self._pacer.wait(activity.info().task_queue)
+        await self._pacer.wait(VendorQueue.ALVYS_READS.value)
         try:
             loads = await classified_read(
                 lambda: self._alvys.search_loads(

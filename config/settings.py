@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.alerts import check_url, parse_secret
+from models.queues import VendorQueue
 from models.steps import PaymentPolicy
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8701"
@@ -127,6 +128,12 @@ class FreightpaySettings(BaseSettings):
     #: ``FREIGHTPAY_VENDOR_PATIENCE_SECONDS``: a vendor unreachable this long → WaitingForVendor.
     vendor_patience_seconds: float = 3600
     data_dir: str = ".data"
+    #: ``FREIGHTPAY_WORKFLOW_CACHE``: workflows a worker keeps in its sticky cache. The SDK's
+    #: default (1,000) kept every parked payment in memory, about 230 KB each: 358 MB with
+    #: 10,000 parked. A parked payment needs no cached workflow (a signal or update after
+    #: eviction replays its short history, a dozen events); a few hundred covers the payments in
+    #: flight at once (a file's 50 lines, the live deliveries) with room to spare.
+    workflow_cache: int = Field(300, ge=0)
     #: Largest request bodies the ingress reads (JSON, and CSV remittance files).
     max_json_bytes: int = 1_048_576
     max_file_bytes: int = 20 * 1_048_576
@@ -197,6 +204,25 @@ class Settings(BaseSettings):
     @property
     def transportone(self) -> TransportOneSettings:
         return self.transportone_raw.resolved(self.sandbox.url)
+
+    def vendor_budgets(self) -> dict[VendorQueue, float]:
+        """Requests per minute for each vendor queue (0: no limit)."""
+        return {
+            VendorQueue.ALVYS_CUSTOMER_PAYMENTS: self.alvys.requests_per_minute,
+            VendorQueue.ALVYS_CARRIER_PAYMENTS: self.alvys.requests_per_minute,
+            VendorQueue.ALVYS_READS: self.alvys.reads_per_minute,
+            VendorQueue.TRANSPORTONE: self.transportone.requests_per_minute,
+        }
+
+    def policy(self) -> PaymentPolicy:
+        """The rules new payments start under: ``FreightpaySettings.policy`` plus the vendor
+        queues without a budget, whose steps run on the payment's own queue
+        (``PaymentPolicy.inline_queues``). Every process that starts payments (ingress,
+        starter, CLI) and every worker must read the same vendor budgets, as they do from one
+        environment; a worker given a budget for an inline queue still paces its own calls."""
+        policy = self.freightpay.policy()
+        policy.inline_queues = [q for q, per_minute in self.vendor_budgets().items() if per_minute <= 0]
+        return policy
 
 
 @lru_cache(maxsize=1)

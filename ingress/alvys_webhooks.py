@@ -40,6 +40,7 @@ from ingress.deps import START_TIMEOUT, GateDep, JsonBody, SettingsDep
 from ingress.problems import PROBLEMS, RETRY_AFTER_SECONDS, Problem, json_body_doc
 from intake.errors import FieldProblem
 from models.identity import BusinessKeyError
+from models.priority import LIVE
 from workflows.alvys_events import AlvysEvent, AlvysEventWorkflow, event_workflow_id
 
 log = logging.getLogger("freightpay.ingress")
@@ -117,6 +118,7 @@ async def alvys_webhook(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=event.summary(),
+            priority=LIVE,  # a live delivery, ahead of files' lines (models/priority.py)
             rpc_timeout=START_TIMEOUT,
         )
     except WorkflowAlreadyStartedError:

@@ -64,7 +64,7 @@ class Ingress:
 
     @classmethod
     def build(cls, settings: Settings, client: Client | None = None) -> Ingress:
-        return cls(settings, TemporalGate(client), IntakeOptions(), settings.freightpay.policy())
+        return cls(settings, TemporalGate(client), IntakeOptions(), settings.policy())
 
 
 def get_ingress(request: Request) -> Ingress:

@@ -4,8 +4,9 @@ Shared by the ingress (``POST /v1/remittances``, ``GET /v1/remittances/{id}``) a
 ``starter.py remittance FILE --format``. A file is parsed whole (intake/deposits.py) before
 anything starts; then each deposit starts its workflow, ``deposit-{source}-{key}``, with the
 id-reuse policy REJECT_DUPLICATE and the conflict policy USE_EXISTING: the same file twice,
-or the same deposit in two files, is one deposit. The file's ``remittance_id`` is
-``remittance-{sha256[:16]}`` of its bytes; a small manifest under
+or the same deposit in two files, is one deposit. Deposits run at :data:`models.priority.FILE`
+priority (their payments and activities inherit it), below live deliveries. The file's
+``remittance_id`` is ``remittance-{sha256[:16]}`` of its bytes; a small manifest under
 ``FREIGHTPAY_DATA_DIR/remittances/`` names its format and deposits, so the file's view can be
 read back later (the deposits themselves are in Temporal).
 """
@@ -40,6 +41,7 @@ from intake.parse import parse_body
 from intake.start import start_remittance
 from models.deposit import Deposit, DepositInput, DepositState, DepositStatus, FileFormat
 from models.payment import PaymentInstruction
+from models.priority import FILE
 from models.steps import PaymentPolicy
 from workflows import search_attributes
 from workflows.deposit import DepositWorkflow, deposit_workflow_id
@@ -123,6 +125,7 @@ async def start_deposits(
                     static_summary=f"Deposit {deposit.amount} ref {deposit.reference}"
                     + (f" from {deposit.payer}" if deposit.payer else "")
                     + f" ({deposit.source})",
+                    priority=FILE,  # a file's deposit: below live deliveries; its payments inherit it
                     rpc_timeout=rpc_timeout,
                 )
             except WorkflowAlreadyStartedError:

@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -33,6 +33,7 @@ from intake import files
 from intake.errors import FieldDifference, PaymentConflict, PaymentConflicts
 from models import texts
 from models.payment import PaymentInstruction, fingerprint_differences
+from models.priority import FILE, LIVE
 from models.state import PaymentResult, PaymentStatus
 from models.steps import PaymentInput, PaymentPolicy, RemittanceInput
 from workflows import search_attributes
@@ -91,9 +92,11 @@ async def start_payment(
     policy: PaymentPolicy,
     rpc_timeout: timedelta | None = None,
     where: str = "",
+    priority: Priority = LIVE,
 ) -> str:
     """Start the payment's workflow, or find the same payment; returns its workflow id.
 
+    ``priority``: a live delivery by default, ahead of files' lines (:mod:`models.priority`).
     Raises :class:`PaymentConflicts` when the key was accepted with other facts.
     """
     try:
@@ -107,6 +110,7 @@ async def start_payment(
             search_attributes=search_attributes.typed(instruction, PaymentStatus.RECEIVED),
             static_summary=instruction.summary(),
             static_details=texts.static_details(instruction),
+            priority=priority,
             rpc_timeout=rpc_timeout,
         )
     except WorkflowAlreadyStartedError:
@@ -147,6 +151,7 @@ async def start_payments(
     policy: PaymentPolicy,
     concurrency: int = 20,
     rpc_timeout: timedelta | None = None,
+    priority: Priority = LIVE,
 ) -> list[str]:
     """Start every instruction (in order of the ids returned); all must be accepted by Temporal.
 
@@ -166,6 +171,7 @@ async def start_payments(
                 policy=policy,
                 rpc_timeout=rpc_timeout,
                 where=place,
+                priority=priority,
             )
 
     results = await asyncio.gather(
@@ -203,6 +209,8 @@ async def start_remittance(
     and the payment workflow ids its lines will have, in file order. A file with a line that
     repeats an accepted payment's key with other facts is refused whole
     (:class:`PaymentConflicts`, each naming its line) before anything is stored or started.
+    The parent, and so every line's payment, runs at :data:`~models.priority.FILE` priority,
+    below live deliveries.
     """
     file_id = files.file_id_of(raw)
     parent_id = f"remittance-{file_id[:16]}"
@@ -238,6 +246,7 @@ async def start_remittance(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=f"Remittance file {file_name}: {len(instructions)} payments",
+            priority=FILE,  # its children (the lines' payments) and activities inherit it
             rpc_timeout=rpc_timeout,
         )
     except WorkflowAlreadyStartedError:

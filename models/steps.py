@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from models.money import Money
 from models.payment import PaymentInstruction, TargetIds
+from models.queues import VendorQueue
 from models.state import VendorProblem
 
 
@@ -36,6 +37,14 @@ class PaymentPolicy(BaseModel):
     vendor_patience: timedelta | None = None
     #: Whether exception alerts are sent (``FREIGHTPAY_ALERT_WEBHOOK_URL`` set at the start).
     alerts: bool = False
+    #: Vendor queues without a rate budget (``ALVYS_REQUESTS_PER_MINUTE=0``, TransportOne's
+    #: default): their steps run on the payment's own task queue, so the worker that schedules
+    #: the call takes it at once (eager activity dispatch) instead of the server handing it to
+    #: another queue's poller, about 60 ms per step on an idle machine (docs/benchmarks.md). A
+    #: queue with a budget keeps its own task queue: only there does the budget hold across
+    #: workers. Fixed at the start from the starting process's settings; empty (inputs recorded
+    #: before it existed): every step on its vendor queue, as those payments did.
+    inline_queues: list[VendorQueue] = Field(default_factory=list)
 
     def needs_approval(self, amount: Money) -> bool:
         threshold = self.approval_thresholds.get(amount.currency)

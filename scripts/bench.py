@@ -87,12 +87,16 @@ from bench_report import STEPS  # noqa: E402
 
 from cli.processes import ChildProcesses, dev_server_args, find_binary, free_port, wait_port  # noqa: E402
 from config.temporal import ONE_PARTITION  # noqa: E402
-from intake.start import payment_result, start_payment  # noqa: E402
+from intake.cash import file_format_of, parse_file, start_file  # noqa: E402
+from intake.options import IntakeOptions  # noqa: E402
+from intake.parse import parse_body  # noqa: E402
+from intake.start import payment_result, start_payment, start_remittance  # noqa: E402
 from models.money import Money  # noqa: E402
 from models.payment import PaymentInstruction, Source, Target, TargetIds  # noqa: E402
 from models.queues import VendorQueue, queue_name  # noqa: E402
 from models.state import PaymentStatus  # noqa: E402
 from models.steps import PaymentPolicy  # noqa: E402
+from worker import RATE_MARGIN  # noqa: E402
 from workflows.search_attributes import DEFINITIONS  # noqa: E402
 
 #: Wide enough for the tables when the output goes to a file or a pipe (make bench | tee).
@@ -114,6 +118,24 @@ RATE_WARM_UP = 3.0
 #: Variables of the developer's shell that must not reach the processes this run starts.
 FOREIGN_PREFIXES = ("TEMPORAL_", "ALVYS_", "TRANSPORTONE_", "FREIGHTPAY_", "SANDBOX_", "MYCARRIER_", "OTEL_")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: Seconds between the live payments sent while a file is worked (each waits for its result).
+LIVE_EVERY = 1.0
+
+
+def policy_for(per_minute: float) -> PaymentPolicy:
+    """The policy the stack's intake gives payments when the workers have this Alvys budget (as
+    ``config.settings.Settings.policy`` does): the queues without a budget run inline."""
+    budgets = {
+        VendorQueue.ALVYS_CUSTOMER_PAYMENTS: per_minute,
+        VendorQueue.ALVYS_CARRIER_PAYMENTS: per_minute,
+        VendorQueue.ALVYS_READS: per_minute / 2,
+        VendorQueue.TRANSPORTONE: 0.0,
+    }
+    return PaymentPolicy(inline_queues=[q for q, rpm in budgets.items() if rpm <= 0])
+
+
+#: Payments of the worker without a budget (the throughput, idle, file and parked runs).
+FP_POLICY = policy_for(0)
 
 # ---------------------------------------------------------------------------------------------
 # Processes
@@ -268,6 +290,10 @@ async def run_lanes(
     return time.perf_counter() - began, latencies
 
 
+#: The marker the SDK's core records for a local activity's result (a patch records ``core_patch``).
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+
+
 def billable_actions(events: Iterable[HistoryEvent]) -> Counter[str]:
     """Temporal Cloud Actions that show in one workflow's history, by kind.
 
@@ -276,7 +302,7 @@ def billable_actions(events: Iterable[HistoryEvent]) -> Counter[str]:
     started event), each timer (including those of waits with a timeout), each signal, each
     accepted update, each UpsertWorkflowSearchAttributes command (except one that sets only
     TemporalChangeVersion), each workflow-options update, a child workflow start (2), local
-    activities (1 per workflow task that recorded markers), Nexus operations scheduled or
+    activities (1 per workflow task that recorded local-activity markers; patch markers are free), Nexus operations scheduled or
     cancelled. Queries and heartbeats are Actions too but leave no event (this run sends none).
     """
     found: Counter[str] = Counter()
@@ -306,7 +332,11 @@ def billable_actions(events: Iterable[HistoryEvent]) -> Counter[str]:
         elif kind == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
             found["child workflow start"] += 2
         elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
-            marker_tasks.add(event.marker_recorded_event_attributes.workflow_task_completed_event_id)
+            # Local activities only: a patch's marker (core_patch) is no Action, like the
+            # TemporalChangeVersion upsert that goes with it.
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == LOCAL_ACTIVITY_MARKER:
+                marker_tasks.add(marker.workflow_task_completed_event_id)
         elif kind in (
             EventType.EVENT_TYPE_NEXUS_OPERATION_SCHEDULED,
             EventType.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUESTED,
@@ -452,6 +482,8 @@ class Options:
     parked_timeout: float
     db_file: bool
     results_dir: Path
+    file_lines: int = 10_000
+    lockbox_invoices: int = 100
 
 
 def load_number(kind: str, phase: str, n: int, tag: str) -> str:
@@ -500,7 +532,7 @@ class SideBySide:
     async def freightpay(self, phase: str, n: int) -> None:
         """One freightpay payment, start → Paid."""
         order = instruction(load_number("FP", phase, n, self.tag), f"R-{phase}-{n}")
-        workflow_id = await start_payment(self.fp_client, order, task_queue=FP_QUEUE, policy=PaymentPolicy())
+        workflow_id = await start_payment(self.fp_client, order, task_queue=FP_QUEUE, policy=FP_POLICY)
         result = await payment_result(self.fp_client, workflow_id)
         if result.status is not PaymentStatus.PAID:
             self.fp.failures.append(f"{workflow_id}: {result.status.value} ({result.message})")
@@ -624,6 +656,36 @@ class RateResult:
 
 
 @dataclass
+class FileResult:
+    """A remittance file worked by the worker without a budget, live payments sent meanwhile."""
+
+    lines: int = 0
+    paid: int = 0
+    intake_s: float = 0.0
+    seconds: float = 0.0
+    payments_per_s: float = 0.0
+    live_payments: int = 0
+    live_not_paid: int = 0
+    live: dict[str, float] = field(default_factory=dict)
+    worker_cpu_ms_per_payment: float = 0.0
+    server_cpu_ms_per_payment: float = 0.0
+
+
+@dataclass
+class LockboxResult:
+    """An X12 820 of explicit invoice references, applied at the published limits."""
+
+    invoices: int = 0
+    applied: int = 0
+    vendor_calls: dict[str, int] = field(default_factory=dict)
+    calls: int = 0
+    calls_per_invoice: float = 0.0
+    http_429: int = 0
+    seconds: float = 0.0
+    status: str = ""
+
+
+@dataclass
 class ParkedResult:
     payments: int = 0
     parked: int = 0
@@ -705,18 +767,21 @@ async def bench(opts: Options, procs: Processes, folder: Path) -> dict[str, Any]
         fp_shape = await history_shape(fp_client, sample(fp_ids["run"], opts.history_sample), fp_ids["idle"])
         bl_shape = await history_shape(bl_client, sample(bl_ids["run"], opts.history_sample), bl_ids["idle"])
     procs.stop("baseline-worker")
-    rate = await rate_limited(opts, procs, folder, fp_client, address, tag)
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as sandbox:
+        worked = await file_under_live(opts, procs, fp_client, sandbox, folder, tag)
+    rate, box = await rate_limited(opts, procs, folder, fp_client, address, tag)
     parked = await park(opts, procs, fp_client, tag)
-    return bench_report.report(opts, side, fp_shape, bl_shape, rate, parked, binary)
+    return bench_report.report(opts, side, fp_shape, bl_shape, rate, parked, binary, worked, box)
 
 
 async def rate_limited(
     opts: Options, procs: Processes, folder: Path, client: Client, address: str, tag: str
-) -> RateResult:
-    """A second sandbox enforcing Alvys's published limits (time-scaled), a second worker keeping them."""
+) -> tuple[RateResult, LockboxResult]:
+    """A second sandbox enforcing Alvys's published limits (time-scaled), a second worker keeping
+    them: the postings' rate, then an 820 lockbox file's calls per invoice."""
     result = RateResult(payments=opts.rate_payments)
-    if opts.rate_payments <= 0:
-        return result
+    if opts.rate_payments <= 0 and opts.lockbox_invoices <= 0:
+        return result, LockboxResult()
     scale = opts.time_scale
     result.limit_per_minute = ALVYS_PER_MINUTE * scale
     port = free_port()
@@ -731,7 +796,8 @@ async def rate_limited(
         client,
         [(RL_QUEUE, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW), (posts, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)],
     )
-    result.budget_per_minute = result.limit_per_minute * 0.95  # worker.RATE_MARGIN
+    result.budget_per_minute = result.limit_per_minute * RATE_MARGIN
+    rl_policy = policy_for(result.limit_per_minute)
     orders = [instruction(f"L-RL-{tag}-{n}", f"R-RL-{n}") for n in range(opts.rate_payments)]
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as sandbox:
@@ -742,8 +808,8 @@ async def rate_limited(
                     f"rate-limited: {result.limit_per_minute:g} posts per real minute", total=len(orders)
                 )
                 began = time.perf_counter()
-                ids = await asyncio.gather(
-                    *(start_payment(client, o, task_queue=RL_QUEUE, policy=PaymentPolicy()) for o in orders)
+                ids: list[str] = await asyncio.gather(
+                    *(start_payment(client, o, task_queue=RL_QUEUE, policy=rl_policy) for o in orders)
                 )
 
                 async def finish(workflow_id: str) -> None:
@@ -751,15 +817,19 @@ async def rate_limited(
                     progress.advance(task)
 
                 seconds = 60 + 2 * len(orders) * 60 / result.budget_per_minute
-                _, pending = await asyncio.wait(
-                    [asyncio.create_task(finish(i)) for i in ids], timeout=seconds
-                )
+                pending: set[asyncio.Task[None]] = set()
+                if ids:
+                    _, pending = await asyncio.wait(
+                        [asyncio.create_task(finish(i)) for i in ids], timeout=seconds
+                    )
                 for waiting in pending:
                     waiting.cancel()
                 result.not_ended = len(pending)
                 result.elapsed_s = time.perf_counter() - began
             rows = (await sandbox.get("/_sandbox/alvys/postings", params={"kind": "customer"})).json()
             limits_now: dict[str, Any] = (await sandbox.get("/_sandbox/rate-limits")).json()
+            box = await lockbox(opts, client, sandbox, folder, tag, rl_policy)
+            after_box: dict[str, Any] = (await sandbox.get("/_sandbox/rate-limits")).json()
     finally:
         procs.stop("worker-limited")
         procs.stop("sandbox-limited")
@@ -775,6 +845,147 @@ async def rate_limited(
         result.limit_use = result.postings_per_minute / result.limit_per_minute
         gaps = [(b - a).total_seconds() for a, b in pairwise(moments)]
         result.min_gap_s, result.mean_gap_s = min(gaps), span / len(gaps)
+    box.http_429 = (
+        sum(int(e.get("rejected_429", 0)) for e in after_box["vendors"]["alvys"]["endpoints"].values())
+        - result.http_429
+    )
+    return result, box
+
+
+def remittance_csv(loads: list[str], tag: str) -> bytes:
+    """freightpay's remittance CSV: one happy Alvys customer payment per load."""
+    rows = ["target,load_number,amount,currency,payment_date,reference"]
+    rows += [
+        f"alvys-customer-payment,{load},{AMOUNT},USD,{PAYMENT_DATE:%Y-%m-%d},R-FILE-{tag}-{n}"
+        for n, load in enumerate(loads)
+    ]
+    return ("\n".join(rows) + "\n").encode()
+
+
+async def file_under_live(
+    opts: Options, procs: Processes, client: Client, sandbox: httpx.AsyncClient, folder: Path, tag: str
+) -> FileResult:
+    """A ``--file-lines`` remittance file through the real intake, and meanwhile live payments, one
+    at a time, every ``LIVE_EVERY`` seconds until the file is done: the live payments' latency
+    (the target: at most twice the idle p50) and the file's own payments per second."""
+    result = FileResult(lines=opts.file_lines)
+    if opts.file_lines <= 0:
+        return result
+    loads = [f"L-FILE-{tag}-{n}" for n in range(opts.file_lines)]
+    live_loads = [f"L-LIVE-{tag}-{n}" for n in range(opts.file_lines)]  # never all used
+    live = Latencies()
+    with progress_bar() as progress:
+        await seed_loads(sandbox, loads, progress)
+        await seed_loads(sandbox, live_loads[: max(10, opts.file_lines // 10)], progress)
+        raw = remittance_csv(loads, tag)
+        instructions = parse_body("remittance", raw)
+        began = time.perf_counter()
+        parent, _ = await start_remittance(
+            client, raw, instructions, file_name=f"bench-{tag}.csv", task_queue=FP_QUEUE,
+            policy=FP_POLICY, data_dir=folder,
+        )  # fmt: skip
+        meter = Meter(procs, ["worker", "temporal"])
+        worked = time.perf_counter()
+        result.intake_s = worked - began
+        handle = client.get_workflow_handle(parent)
+        done = asyncio.create_task(handle.result())
+        task = progress.add_task("file lines ended (live payments meanwhile)", total=opts.file_lines)
+        n = 0
+        while not done.done() and n < max(10, opts.file_lines // 10):
+            await asyncio.wait({done}, timeout=LIVE_EVERY)
+            if done.done():
+                break
+            order = instruction(live_loads[n], f"R-LIVE-{tag}-{n}")
+            sent = time.perf_counter()
+            workflow_id = await start_payment(client, order, task_queue=FP_QUEUE, policy=FP_POLICY)
+            answer = await payment_result(client, workflow_id)
+            live.seconds.append(time.perf_counter() - sent)
+            result.live_not_paid += answer.status is not PaymentStatus.PAID
+            n += 1
+            with contextlib.suppress(Exception):
+                progress.update(task, completed=(await handle.query("progress")).get("finished", 0))
+        ended: dict[str, Any] = await done
+        result.seconds = time.perf_counter() - worked
+        used = meter.delta()
+    result.paid = int(ended.get("by_status", {}).get("Paid", 0))
+    result.payments_per_s = opts.file_lines / result.seconds if result.seconds else 0.0
+    result.live_payments = len(live.seconds)
+    result.live = live.summary()
+    result.worker_cpu_ms_per_payment = used["worker"] / opts.file_lines * 1000
+    result.server_cpu_ms_per_payment = used["temporal"] / opts.file_lines * 1000
+    return result
+
+
+def x12_820(invoices: list[str], payer: str, tag: str) -> bytes:
+    """One X12 820 remittance: a check paying each invoice its full amount, by explicit reference."""
+    total = Money.of(AMOUNT).amount * len(invoices)
+    body = [
+        "ST*820*0001",
+        f"BPR*C*{total}*C*CHK************20261120",
+        f"TRN*1*BENCH{tag}*1512345678",
+        f"N1*PR*{payer}",
+        "ENT*1",
+        *(f"RMR*IV*{invoice}*PI*{AMOUNT}*{AMOUNT}" for invoice in invoices),
+    ]
+    body.append(f"SE*{len(body) + 1}*0001")
+    segments = [
+        "ISA*00*          *00*          *ZZ*BENCHPAYER     *ZZ*FREIGHTPAY     *261120*1200*U*00401*000000777*0*P*>",
+        "GS*RA*BENCHPAYER*FREIGHTPAY*20261120*1200*777*X*004010",
+        *body,
+        "GE*1*777",
+        "IEA*1*000000777",
+    ]
+    return ("~\n".join(segments) + "~\n").encode()
+
+
+async def lockbox(
+    opts: Options, client: Client, sandbox: httpx.AsyncClient, folder: Path, tag: str, policy: PaymentPolicy
+) -> LockboxResult:
+    """``--lockbox-invoices`` invoices of one payer, paid by one 820 with their numbers: the Alvys
+    calls the sandbox counted (token left out) per invoice, at the published limits."""
+    result = LockboxResult(invoices=opts.lockbox_invoices)
+    if opts.lockbox_invoices <= 0:
+        return result
+    payer = f"BENCH PAYER {tag}"
+    customer = (
+        await sandbox.post(
+            "/_sandbox/alvys/customers", json={"Name": payer, "CompanyNumber": f"C-{tag}", "Status": "Active"}
+        )
+    ).json()
+    invoices = [f"INV-LB-{tag}-{n}" for n in range(opts.lockbox_invoices)]
+    for n, invoice in enumerate(invoices):
+        load = {
+            "LoadNumber": f"L-LB-{tag}-{n}", "Status": "Invoiced", "Billable": {"Amount": AMOUNT, "Currency": 840},
+            "InvoiceNumber": invoice, "CustomerId": customer["Id"],
+        }  # fmt: skip
+        (await sandbox.post("/_sandbox/alvys/loads", json=load)).raise_for_status()
+    raw = x12_820(invoices, payer, tag)
+    fmt = file_format_of(raw, None)
+    parsed = parse_file(raw, fmt, IntakeOptions())
+    before: dict[str, int] = (await sandbox.get("/_sandbox/alvys/requests")).json()
+    began = time.perf_counter()
+    with console.status(f"lockbox: an 820 paying {len(invoices)} invoices at the published limits"):
+        answer = await start_file(
+            client, raw, fmt, parsed, file_name=f"bench-{tag}.820", task_queue=RL_QUEUE, policy=policy,
+            data_dir=folder,
+        )  # fmt: skip
+        states = [
+            await asyncio.wait_for(
+                client.get_workflow_handle(d["deposit_id"]).result(), 60 + 3 * len(invoices)
+            )
+            for d in answer["deposits"]
+        ]
+    result.seconds = time.perf_counter() - began
+    after: dict[str, int] = (await sandbox.get("/_sandbox/alvys/requests")).json()
+    result.vendor_calls = {
+        k: after.get(k, 0) - before.get(k, 0)
+        for k in after
+        if k != "oauth/token" and after[k] != before.get(k, 0)
+    }
+    result.calls = sum(result.vendor_calls.values())
+    result.calls_per_invoice = result.calls / len(invoices)
+    result.applied = sum(len(s.get("applications", [])) for s in states)
+    result.status = ", ".join(sorted({str(s.get("status")) for s in states}))
     return result
 
 
@@ -794,7 +1005,7 @@ async def park(opts: Options, procs: Processes, client: Client, tag: str) -> Par
 
         async def one(n: int) -> None:
             order = instruction(f"L-NOPE-{tag}-{n}", f"R-NOPE-{n}")
-            await start_payment(client, order, task_queue=FP_QUEUE, policy=PaymentPolicy())
+            await start_payment(client, order, task_queue=FP_QUEUE, policy=FP_POLICY)
 
         starting = asyncio.create_task(
             run_lanes(opts.parked, opts.concurrency, one, lambda: progress.advance(started))
@@ -860,6 +1071,12 @@ def main(
     ),
     history_sample: int = typer.Option(20, help="histories read of each kind for events and actions"),
     parked_timeout: float = typer.Option(1800, help="seconds to wait for every parked payment"),
+    file_lines: int = typer.Option(
+        10_000, help="lines of the remittance file worked while live payments are sent (0: skip)"
+    ),
+    lockbox_invoices: int = typer.Option(
+        100, help="invoices of the X12 820 applied at the published limits (0: skip)"
+    ),
     db_file: bool = typer.Option(
         False, "--db-file", help="keep Temporal's state in an SQLite file (default: in memory)"
     ),
@@ -878,7 +1095,8 @@ def main(
         payments=payments, concurrency=concurrency, rounds=rounds, warmup=warmup, idle_payments=idle_payments,
         direct_calls=payments if direct_calls is None else direct_calls, parked=parked,
         rate_payments=rate_payments, time_scale=time_scale, history_sample=history_sample,
-        parked_timeout=parked_timeout, db_file=db_file, results_dir=results_dir,
+        parked_timeout=parked_timeout, db_file=db_file, results_dir=results_dir, file_lines=file_lines,
+        lockbox_invoices=lockbox_invoices,
     )  # fmt: skip
     folder = Path(tempfile.mkdtemp(prefix="freightpay-bench-"))
     procs = Processes(folder)

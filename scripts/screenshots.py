@@ -273,7 +273,7 @@ async def seed_payments(stamp: str, timeout: float) -> dict[str, PaymentStatus]:
         client,
         instructions,
         task_queue=settings.freightpay.task_queue,
-        policy=settings.freightpay.policy(),
+        policy=settings.policy(),
     )
     deadline = time.monotonic() + timeout
     states: dict[str, PaymentStatus] = {}

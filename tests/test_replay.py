@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from worker import workflow_runner
 from workflows.deposit import DepositWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.remittance import RemittanceWorkflow
@@ -29,11 +30,17 @@ def test_every_branch_has_a_recorded_history() -> None:
     assert names == set(SCENARIOS)
 
 
+@pytest.mark.parametrize("runner", ["default sandbox", "worker's runner"])
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_history_replays(path: Path) -> None:
-    replayer = Replayer(
-        workflows=[PaymentWorkflow, RemittanceWorkflow, DepositWorkflow],
-        data_converter=pydantic_data_converter,
-    )
+async def test_history_replays(path: Path, runner: str) -> None:
+    """Each history replays under the SDK's default sandbox and under the runner worker.py
+    really uses (modules passed through): the same decisions either way."""
+    workflows = [PaymentWorkflow, RemittanceWorkflow, DepositWorkflow]
+    if runner == "worker's runner":
+        replayer = Replayer(
+            workflows=workflows, data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+        )
+    else:
+        replayer = Replayer(workflows=workflows, data_converter=pydantic_data_converter)
     history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
     await replayer.replay_workflow(history)

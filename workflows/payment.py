@@ -90,6 +90,12 @@ STEP_DEADLINE = timedelta(hours=1)
 #: Patch: relayed vendor callbacks are checked for the ingress's proof (a local activity) before
 #: they count. Histories recorded before it replay with the callback taken as it came.
 RELAY_PROOF_PATCH = "callback-relay-proof"
+#: Patch: the search attributes and the UI's details are written once per workflow task, with
+#: the status the task ends in, instead of at every status the story passes through. A happy
+#: payment's Validating and Confirming never outlived their task (no one could see them), yet
+#: each cost a command, a history event, a visibility write and a billable Action. Histories
+#: recorded before it replay with an upsert at each status, as they were written.
+COALESCE_PATCH = "one-status-upsert-per-task"
 #: The states whose every entry is an alert (with FREIGHTPAY_ALERT_WEBHOOK_URL set at the start).
 ALERTS = {
     PaymentStatus.NEEDS_REVIEW: AlertEvent.PAYMENT_NEEDS_REVIEW,
@@ -160,6 +166,10 @@ class PaymentWorkflow:
             input.instruction.ids,
             input.instruction.amount,
         )
+        #: COALESCE_PATCH: whether the story's status reaches Temporal once per workflow task
+        #: (set at the start of run), and whether that write is already scheduled in this task.
+        self._coalesce = False
+        self._publish_scheduled: asyncio.Handle | None = None
 
     @property
     def _instruction(self) -> PaymentInstruction:
@@ -172,6 +182,7 @@ class PaymentWorkflow:
         """The story, shielded from Temporal's own cancellation, which is taken or refused like
         an operator's ``cancel``: a payment that posted nothing ends Cancelled (and the workflow
         Canceled); a posted one keeps its state and the refusal is recorded."""
+        self._coalesce = workflow.patched(COALESCE_PATCH)
         self._enter(PaymentStatus.RECEIVED, reason=f"received from {self._instruction.source.value}")
         story = asyncio.ensure_future(self._story())
         while True:
@@ -194,6 +205,7 @@ class PaymentWorkflow:
                     reason="cancelled through Temporal (Request Cancellation); nothing was posted",
                 )
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                self._publish()
                 raise
 
     async def _story(self) -> PaymentResult:
@@ -209,6 +221,7 @@ class PaymentWorkflow:
                         break
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._alerts_sent()
+        self._publish()  # the final status, before the result (it already is, once the story yielded)
         return result_of(self._state)
 
     async def _attempt(self) -> Next:
@@ -632,12 +645,15 @@ class PaymentWorkflow:
         summary: str,
         writes: bool = False,
     ) -> _O | Next:
-        """Run one step's activity on its vendor's queue.
+        """Run one step's activity on its vendor's queue, or on the payment's own queue where that
+        vendor has no budget (``PaymentPolicy.inline_queues``: eager dispatch, no hand-over).
 
         Trouble that outlasts the vendor patience makes the payment wait for the vendor
         (:meth:`_wait_for_vendor`); a refusal that retrying cannot cure asks a person.
         """
-        queue = queue_name(workflow.info().task_queue, vendor_queue(self._instruction.target, writes))
+        own = workflow.info().task_queue
+        vendor = vendor_queue(self._instruction.target, writes)
+        queue = own if vendor in self._policy.inline_queues else queue_name(own, vendor)
         patience = self._policy.vendor_patience
         try:
             return await workflow.execute_activity_method(
@@ -718,11 +734,24 @@ class PaymentWorkflow:
             self._state.reason = reason if isinstance(reason, str) else None
         if entered and status in ALERTS and self._policy.alerts:
             self._alert(ALERTS[status])
-        indexed = (status, self._instruction.ids, self._instruction.amount)
+        if not self._coalesce:
+            self._publish()
+        elif self._publish_scheduled is None:
+            # Once the story yields (it awaits an activity, a timer, a person, or ends), which is
+            # still in this workflow task: so only the status the task ends in is written.
+            self._publish_scheduled = asyncio.get_running_loop().call_soon(self._publish)
+
+    def _publish(self) -> None:
+        """Write the current status where people see it: the search attributes, if they changed
+        (an upsert is an event and a billable Action), and the UI's current details."""
+        if self._publish_scheduled is not None:
+            self._publish_scheduled.cancel()
+            self._publish_scheduled = None
+        indexed = (self._state.status, self._instruction.ids, self._instruction.amount)
         if indexed != self._indexed:
             self._indexed = indexed
             workflow.upsert_search_attributes(
-                search_attributes.updates(self._instruction, status, flags=self._state.flags)
+                search_attributes.updates(self._instruction, self._state.status, flags=self._state.flags)
             )
         self._show_details()
 

@@ -29,6 +29,7 @@ from intake.parse import parse_body
 from intake.start import payment_result, start_payment, start_remittance
 from models.money import Money
 from models.payment import PaymentInstruction, Source, Target, TargetIds
+from models.queues import VendorQueue
 from models.state import PaymentState, PaymentStatus
 from models.steps import PaymentPolicy
 from tests.support import alvys_sandbox as alvys
@@ -415,6 +416,27 @@ async def waiting_for_payable_woken_by_event(run: Run) -> str:
     return await run.end(workflow_id)
 
 
+async def lean_customer_paid(run: Run) -> str:
+    """The happy path since the performance work: one status upsert per workflow task
+    (COALESCE_PATCH) and the post on the payment's own queue (no Alvys budget: inline_queues)."""
+    load = f"L-{uid()}"
+    await alvys.add_load(run.sandbox, load, status="Invoiced", billable="382.53")
+    lean = FAST.model_copy(update={"inline_queues": list(VendorQueue)})
+    return await run.end(await run.start(customer(load, "382.53"), lean))
+
+
+async def lean_retried_then_paid(run: Run) -> str:
+    """Coalesced upserts through NeedsReview and an operator's retry with a corrected load (steps
+    inline): every status a person could see still reaches the search attributes."""
+    load = f"L-{uid()}"
+    await alvys.add_load(run.sandbox, load, status="Invoiced", billable="75.00")
+    lean = FAST.model_copy(update={"inline_queues": list(VendorQueue)})
+    workflow_id = await run.start(customer(f"L-NOPE-{uid()}", "75.00"), lean)
+    await run.until(workflow_id, PaymentStatus.NEEDS_REVIEW)
+    await run.act(workflow_id, "retry", {"operator": "dana", "load_number": load})
+    return await run.end(workflow_id)
+
+
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     customer_paid, customer_partially_paid, carrier_paid, waiting_for_payable_then_paid,
     payable_deadline_then_cancelled, waiting_retried_by_operator, unknown_load_retried_with_correction,
@@ -424,6 +446,7 @@ SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     relayed_callback_paid, forged_callback_refused_then_resolved, temporal_cancel_in_review,
     temporal_cancel_refused_when_posted, overpaid_flagged, remittance_line_conflict,
     deposit_applied_then_operator_applies, waiting_for_payable_woken_by_event,
+    lean_customer_paid, lean_retried_then_paid,
 )}  # fmt: skip
 
 
