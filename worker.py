@@ -230,6 +230,8 @@ async def running_worker(
                 ],
                 workflow_runner=workflow_runner(),
                 max_cached_workflows=settings.freightpay.workflow_cache,
+                max_concurrent_workflow_tasks=settings.freightpay.workflow_task_slots,
+                max_concurrent_activities=settings.freightpay.activity_slots,
                 deployment_config=deployment,
             )
         ]

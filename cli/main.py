@@ -10,6 +10,7 @@ import typer
 from cli.alvys import app as alvys_app
 from cli.deposits import app as deposits_app
 from cli.payments import app as payments_app
+from cli.queues import app as queues_app
 from cli.reconcile import app as reconcile_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Durable freight payments on Temporal.")
@@ -17,6 +18,7 @@ app.add_typer(payments_app, name="payments")
 app.add_typer(deposits_app, name="deposits")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(alvys_app, name="alvys")
+app.add_typer(queues_app, name="queues")
 
 
 @app.command()

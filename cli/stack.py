@@ -115,6 +115,21 @@ class Stack:
         time.sleep(1.0)
         self._check_running()
         self._reconcile_schedule()
+        self._queue_limits()
+
+    def _queue_limits(self) -> None:
+        """The vendor budgets as the server's queue rate limits (``freightpay queues limits --apply``)."""
+        from cli.queues import apply_on
+
+        try:
+            report = apply_on(self.env["TEMPORAL_ADDRESS"])
+        except Exception as exc:  # the workers' own limit still applies
+            console.print(
+                f"[yellow]queue rate limits not set ({exc}); run `freightpay queues limits --apply`[/]"
+            )
+            return
+        for line in report.lines():
+            console.print(f"  Queue limit       {line}", markup=False)
 
     def _reconcile_schedule(self) -> None:
         """The daily reconciliation's Schedule (``freightpay reconcile schedule``), if it is missing."""

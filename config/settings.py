@@ -134,6 +134,14 @@ class FreightpaySettings(BaseSettings):
     #: eviction replays its short history, a dozen events); a few hundred covers the payments in
     #: flight at once (a file's 50 lines, the live deliveries) with room to spare.
     workflow_cache: int = Field(300, ge=0)
+    #: ``FREIGHTPAY_WORKFLOW_TASK_SLOTS``: workflow tasks a worker runs at once (the SDK's
+    #: default: 100). Fewer slots leave the backlog on the server, where Temporal orders it by
+    #: priority (live deliveries before files); more only queue inside the worker, first come
+    #: first served, where a live payment waits behind the file's tasks (docs/benchmarks.md).
+    workflow_task_slots: int | None = Field(None, ge=2)
+    #: ``FREIGHTPAY_ACTIVITY_SLOTS``: activities the worker runs at once on the main queue (the
+    #: vendor steps without a budget, taken eagerly while a slot is free; the SDK's default: 100).
+    activity_slots: int | None = Field(None, ge=1)
     #: Largest request bodies the ingress reads (JSON, and CSV remittance files).
     max_json_bytes: int = 1_048_576
     max_file_bytes: int = 20 * 1_048_576

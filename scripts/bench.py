@@ -667,6 +667,8 @@ class FileResult:
     live_payments: int = 0
     live_not_paid: int = 0
     live: dict[str, float] = field(default_factory=dict)
+    #: Where a live payment's time went while the file was worked (mean ms, from their histories).
+    live_steps_ms: dict[str, float] = field(default_factory=dict)
     worker_cpu_ms_per_payment: float = 0.0
     server_cpu_ms_per_payment: float = 0.0
 
@@ -716,8 +718,12 @@ def server_args(binary: str, port: int, folder: Path, db_file: bool) -> list[str
     )
 
 
+#: ``--worker-env NAME=VALUE``: settings given to the freightpay workers of the run (to compare one).
+WORKER_ENV: dict[str, str] = {}
+
+
 def worker_env(address: str, sandbox_url: str, queue: str, folder: Path, per_minute: float) -> dict[str, str]:
-    return {
+    return WORKER_ENV | {
         "TEMPORAL_ADDRESS": address,
         "FREIGHTPAY_SANDBOX_URL": sandbox_url,
         "FREIGHTPAY_TASK_QUEUE": queue,
@@ -874,6 +880,7 @@ async def file_under_live(
     loads = [f"L-FILE-{tag}-{n}" for n in range(opts.file_lines)]
     live_loads = [f"L-LIVE-{tag}-{n}" for n in range(opts.file_lines)]  # never all used
     live = Latencies()
+    live_ids: list[str] = []
     with progress_bar() as progress:
         await seed_loads(sandbox, loads, progress)
         await seed_loads(sandbox, live_loads[: max(10, opts.file_lines // 10)], progress)
@@ -900,6 +907,7 @@ async def file_under_live(
             workflow_id = await start_payment(client, order, task_queue=FP_QUEUE, policy=FP_POLICY)
             answer = await payment_result(client, workflow_id)
             live.seconds.append(time.perf_counter() - sent)
+            live_ids.append(workflow_id)
             result.live_not_paid += answer.status is not PaymentStatus.PAID
             n += 1
             with contextlib.suppress(Exception):
@@ -911,6 +919,7 @@ async def file_under_live(
     result.payments_per_s = opts.file_lines / result.seconds if result.seconds else 0.0
     result.live_payments = len(live.seconds)
     result.live = live.summary()
+    result.live_steps_ms = (await history_shape(client, [], live_ids)).idle_steps_ms
     result.worker_cpu_ms_per_payment = used["worker"] / opts.file_lines * 1000
     result.server_cpu_ms_per_payment = used["temporal"] / opts.file_lines * 1000
     return result
@@ -1081,6 +1090,9 @@ def main(
         False, "--db-file", help="keep Temporal's state in an SQLite file (default: in memory)"
     ),
     results_dir: Path = typer.Option(ROOT / "bench" / "results", help="where the JSON result goes"),
+    worker_setting: list[str] = typer.Option(
+        [], "--worker-env", help="NAME=VALUE for the freightpay workers (e.g. FREIGHTPAY_WORKFLOW_CACHE=100)"
+    ),
     baseline_worker: bool = typer.Option(False, "--baseline-worker", hidden=True),
     address: str = typer.Option("", hidden=True),
     task_queue: str = typer.Option(BASELINE_QUEUE, hidden=True),
@@ -1098,6 +1110,7 @@ def main(
         parked_timeout=parked_timeout, db_file=db_file, results_dir=results_dir, file_lines=file_lines,
         lockbox_invoices=lockbox_invoices,
     )  # fmt: skip
+    WORKER_ENV.update(pair.partition("=")[::2] for pair in worker_setting if "=" in pair)
     folder = Path(tempfile.mkdtemp(prefix="freightpay-bench-"))
     procs = Processes(folder)
     console.print(
@@ -1115,6 +1128,7 @@ def main(
         if ok:
             shutil.rmtree(folder, ignore_errors=True)
     run["duration_s"] = round(time.monotonic() - began, 1)
+    run["options"]["worker_env"] = dict(WORKER_ENV)
     # Other work on the machine skews every figure: the load averages say whether there was any.
     run["machine"]["load_average_before"] = [round(x, 2) for x in load_before]
     run["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]

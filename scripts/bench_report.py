@@ -234,18 +234,20 @@ def tables(run: dict[str, Any]) -> list[Table]:
     for kind in sorted(set(fh["action_kinds"]) | set(bh["action_kinds"])):
         row(f"  {kind}", fh["action_kinds"].get(kind, 0.0), bh["action_kinds"].get(kind, 0.0), None, 1, False)
 
+    live_steps: dict[str, float] = r["file"].get("live_steps_ms") or {}
+    live_mean = (r["file"].get("live") or {}).get("mean_ms", 0.0)
     idle = Table(title="where an idle payment's time goes (mean ms, from the idle runs' histories)")
     idle.add_column("step")
     idle.add_column("freightpay", justify="right")
     idle.add_column("bare Temporal", justify="right")
+    if live_steps:
+        idle.add_column("freightpay, live while a file runs", justify="right")
     for name in STEPS:
-        idle.add_row(
-            name, f"{fh['idle_steps_ms'].get(name, 0.0):.1f}", f"{bh['idle_steps_ms'].get(name, 0.0):.1f}"
-        )
+        cells = [f"{fh['idle_steps_ms'].get(name, 0.0):.1f}", f"{bh['idle_steps_ms'].get(name, 0.0):.1f}"]
+        idle.add_row(name, *cells, *([f"{live_steps.get(name, 0.0):.1f}"] if live_steps else []))
+    cells = [f"{fp['idle']['mean_ms']:.1f}", f"{bl['idle']['mean_ms']:.1f}"]
     idle.add_row(
-        "client latency (mean, start call -> result)",
-        f"{fp['idle']['mean_ms']:.1f}",
-        f"{bl['idle']['mean_ms']:.1f}",
+        "client latency (mean, start call -> result)", *cells, *([f"{live_mean:.1f}"] if live_steps else [])
     )
 
     other = Table(title="a file with live payments, the 820 lockbox, the rate-limited run, parked payments")
