@@ -201,7 +201,7 @@ async def start_remittance(
     policy: PaymentPolicy,
     data_dir: str | Path,
     rpc_timeout: timedelta | None = None,
-    batch_size: int = 200,
+    batch_size: int = 500,
 ) -> tuple[str, list[str]]:
     """Store a validated remittance file and start its parent workflow.
 

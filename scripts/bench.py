@@ -899,7 +899,8 @@ async def file_under_live(
         task = progress.add_task("file lines ended (live payments meanwhile)", total=opts.file_lines)
         n = 0
         while not done.done() and n < max(10, opts.file_lines // 10):
-            await asyncio.wait({done}, timeout=LIVE_EVERY)
+            if n:  # the first at once, the next ones LIVE_EVERY apart
+                await asyncio.wait({done}, timeout=LIVE_EVERY)
             if done.done():
                 break
             order = instruction(live_loads[n], f"R-LIVE-{tag}-{n}")

@@ -29,8 +29,14 @@ KEYS = (
     "rss_mb_10k_parked",
     "limit_use",
     "http_429",
+    "idle_p50_ms",
+    "idle_ratio",
+    "live_p50_under_file_ms",
+    "file_payments_per_s",
+    "calls_per_invoice",
 )
-TINY = ["--payments", "20", "--parked", "50", "--rate-payments", "4", "--idle-payments", "5", "--warmup", "5"]
+TINY = ["--payments", "20", "--parked", "50", "--rate-payments", "4", "--idle-payments", "5", "--warmup", "5",
+        "--file-lines", "40", "--lockbox-invoices", "5"]  # fmt: skip
 
 
 @pytest.mark.timeout(420)
@@ -69,6 +75,13 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path) -> None:
     assert 0 < v["rss_mb_10k_parked"] < 4096
     assert 0 < v["limit_use"] <= 1.1
     assert v["http_429"] >= 0 and v["http_429"].is_integer()
+    assert v["idle_p50_ms"] > 0
+    assert v["idle_ratio"] == pytest.approx(v["idle_p50_ms"] / run_idle_bare_p50(tmp_path), rel=0.02)
+    assert v["file_payments_per_s"] > 0
+    # The live payments sent while the file ran: at least one, each Paid (else the exit status is 1).
+    assert v["live_p50_under_file_ms"] > 0
+    # 5 invoices: one post each, and the reads that found them (a few, whatever the count).
+    assert 1.0 <= v["calls_per_invoice"] <= 3.0
 
     written = list(tmp_path.glob("*.json"))
     assert len(written) == 1
@@ -78,3 +91,18 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path) -> None:
     assert {"python", "temporalio", "temporal_cli"} <= set(run["versions"])
     assert run["results"]["parked"]["parked"] == 50
     assert run["results"]["rate_limited"]["accepted"] == 4
+    assert run["results"]["file"]["paid"] == 40
+    assert run["results"]["file"]["live_payments"] >= 1
+    lockbox = run["results"]["lockbox"]
+    assert lockbox["applied"] == 5 and lockbox["vendor_calls"]["invoices/customer-payments"] == 5
+    assert lockbox["calls"] == sum(lockbox["vendor_calls"].values())
+    assert set(run["results"]["targets"]) >= {
+        "live p50 under a file <= 2 x idle p50",
+        "820 lockbox: vendor calls per invoice <= 1.2",
+    }
+
+
+def run_idle_bare_p50(folder: Path) -> float:
+    """Bare Temporal's idle p50 as the JSON result gives it (the line has only freightpay's)."""
+    run = json.loads(next(folder.glob("*.json")).read_text())
+    return float(run["results"]["baseline"]["idle"]["p50_ms"])
