@@ -43,6 +43,7 @@ from models.steps import PostOutcome, PostRequest, Resolution, ResolveRequest
 from tests.support.fakes import (
     FAST,
     GENUINE_PROOF,
+    FakeVendor,
     Gate,
     PaymentHandle,
     Payments,
@@ -786,3 +787,29 @@ async def test_paid_beyond_what_was_billed_is_paid_and_flagged_overpaid(
     assert (await pay.state(handle)).flags == ["Overpaid"]
     attributes = await indexed(handle)
     assert attributes.get(PAYMENT_FLAGS) == ["Overpaid"] and attributes.get(PAYMENT_STATUS) == "Paid"
+
+
+async def test_parked_payments_evicted_from_a_small_cache_still_answer_and_end(
+    env: WorkflowEnvironment,
+) -> None:
+    """A worker keeps only a few workflows cached (worker.py: FREIGHTPAY_WORKFLOW_CACHE); parked
+    payments beyond that are evicted and replayed when asked. Eviction cancels every task of a
+    run, which the story's shield against Temporal's cancellation must let through (it once
+    looped on it forever, wedging the worker): each payment, posted or not, still answers its
+    status query and ends when an operator acts."""
+    vendor = FakeVendor()
+    vendor.post.then(rejected(), rejected(), rejected(), recorded(proof="read_back"))
+    vendor.confirm.then(read_back(confirmed=False, reason="not there yet"))
+    async with payments(env, vendor, max_cached_workflows=2) as pay:
+        handles = [await pay.start(customer(load(), "640.00")) for _ in range(6)]
+        for handle in handles:
+            await pay.wait_for(handle, PaymentStatus.NEEDS_REVIEW, seconds=30)
+        for _ in range(2):  # every query of an evicted payment replays it and evicts another
+            for handle in handles:
+                assert (await asyncio.wait_for(pay.state(handle), 30)).status is PaymentStatus.NEEDS_REVIEW
+        for handle in handles:
+            # The signal: on the time-skipping server an update sent to a run being evicted and
+            # replayed may be lost ("update not found"); the UI's signal is durable.
+            await handle.signal("resolve", ResolveInput(reason="settled by hand"))
+        for handle in handles:
+            assert (await asyncio.wait_for(handle.result(), 30)).status is PaymentStatus.RESOLVED_MANUALLY

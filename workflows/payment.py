@@ -189,6 +189,10 @@ class PaymentWorkflow:
             try:
                 return await asyncio.shield(story)
             except asyncio.CancelledError:
+                if story.cancelled():
+                    # Only the worker cancels the story itself: it is evicting this run from its
+                    # cache (which cancels every task). Let it go; a replay picks the story up.
+                    raise
                 if story.done() or not self._take_temporal_cancel():
                     continue
                 story.cancel()

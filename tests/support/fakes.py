@@ -216,15 +216,22 @@ def _attempted(fact: _Fact) -> _Fact:
 
 
 @contextlib.asynccontextmanager
-async def fake_workers(client: Client, task_queue: str, vendor: FakeVendor) -> AsyncIterator[None]:
-    """Workers as worker.py runs them, with the fakes: the workflow and ``verify_callback`` on
-    the main queue, the vendor activities on each vendor queue."""
+async def fake_workers(
+    client: Client, task_queue: str, vendor: FakeVendor, *, max_cached_workflows: int = 300
+) -> AsyncIterator[None]:
+    """Workers as worker.py runs them, with the fakes: the workflow, ``verify_callback`` and the
+    vendor activities (for steps run inline) on the main queue, with worker.py's workflow runner
+    and cache size; the vendor activities on each vendor queue."""
+    from worker import workflow_runner
+
     workers = [
         Worker(
             client,
             task_queue=task_queue,
             workflows=[PaymentWorkflow],
-            activities=[vendor.verify_callback],
+            activities=[vendor.verify_callback, *vendor.vendor_activities()],
+            workflow_runner=workflow_runner(),
+            max_cached_workflows=max_cached_workflows,
         ),
         *(
             Worker(client, task_queue=queue_name(task_queue, queue), activities=vendor.vendor_activities())
@@ -322,11 +329,13 @@ async def update(handle: PaymentHandle, action: str, input: OperatorInput) -> Ac
 
 
 @contextlib.asynccontextmanager
-async def payments(env: WorkflowEnvironment, vendor: FakeVendor | None = None) -> AsyncIterator[Payments]:
+async def payments(
+    env: WorkflowEnvironment, vendor: FakeVendor | None = None, *, max_cached_workflows: int = 300
+) -> AsyncIterator[Payments]:
     """A fresh task queue with fake workers, for one test."""
     task_queue = f"fast-{uuid.uuid4()}"
     vendor = vendor or FakeVendor()
-    async with fake_workers(env.client, task_queue, vendor):
+    async with fake_workers(env.client, task_queue, vendor, max_cached_workflows=max_cached_workflows):
         harness = Payments(env, task_queue, vendor)
         try:
             yield harness
