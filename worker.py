@@ -33,7 +33,7 @@ from config.relay import relay_keys
 from config.settings import Settings, get_settings
 from config.telemetry import TelemetrySettings, instrument_http_client, runtime_with_metrics, setup_tracing
 from config.temporal import connect, exit_process, missing_search_attributes
-from models.queues import VendorQueue, queue_name
+from models.queues import queue_name
 from vendors.alvys import AlvysClient
 from vendors.transportone import TransportOneClient
 from workflows.alvys_events import AlvysEventWorkflow
@@ -108,11 +108,6 @@ def payment_activities(
 RATE_MARGIN = 0.98
 
 
-def vendor_budgets(settings: Settings) -> dict[VendorQueue, float]:
-    """Requests per minute for each vendor queue (0: no limit), from the settings."""
-    return settings.vendor_budgets()
-
-
 def workflow_runner() -> SandboxedWorkflowRunner:
     """The sandbox with every module passed through instead of re-imported for each workflow run.
 
@@ -160,8 +155,9 @@ async def running_worker(
 ) -> AsyncIterator[list[Worker]]:
     """The workers of one process, running for the duration of the block.
 
-    One worker polls the main queue (workflows, remittance files); one per vendor queue polls
-    that queue with the vendor's rate limit, which Temporal enforces across every worker.
+    One worker polls the main queue (workflows, remittance files, and the vendor steps of
+    vendors without a budget, run there eagerly); one per vendor queue polls that queue with
+    the vendor's rate limit, which Temporal enforces across every worker.
     With ``FREIGHTPAY_DEPLOYMENT_NAME`` and ``FREIGHTPAY_BUILD_ID`` set, every one of them is a
     version of that Worker Deployment (:func:`deployment_config`). ``workflows`` replaces the
     workflow classes (a test brings up "the next version" this way).
@@ -181,7 +177,7 @@ async def running_worker(
             secret=settings.freightpay.alert_webhook_secret,
         )
         alvys = alvys_client(settings, http)
-        budgets = vendor_budgets(settings)
+        budgets = settings.vendor_budgets()
         pacer = Pacer(
             {q.value: 60 / (rpm * RATE_MARGIN) for q, rpm in budgets.items() if rpm > 0},
             min_gaps={q.value: 60 / rpm for q, rpm in budgets.items() if rpm > 0},

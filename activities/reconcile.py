@@ -106,9 +106,8 @@ class ReconcileActivities:
                     load_numbers=numbers, page_size=max(50, min(len(numbers), 500)), max_pages=1
                 )
             )
-        except (
-            AlvysProblem
-        ) as error:  # a 4xx that retrying will not change (429/5xx retry in classified_read)
+        # A 4xx that retrying will not change (429 and 5xx are retried in classified_read).
+        except AlvysProblem as error:
             raise ApplicationError(str(error), type="VendorRefusedRead", non_retryable=True) from None
         except AlvysResponseError as error:
             raise ApplicationError(str(error), type="VendorUnreadable", non_retryable=True) from None

@@ -32,11 +32,11 @@ app = typer.Typer(
 
 async def queue_limits(client: Client, *, apply: bool) -> QueueLimitReport:
     """Describe (or, with ``apply``, set) the limits of this environment's vendor queues."""
-    from worker import RATE_MARGIN, vendor_budgets  # the workers' own budgets and margin
+    from worker import RATE_MARGIN  # the workers' own margin
 
     settings = get_settings()
     action = apply_queue_limits if apply else describe_queue_limits
-    return await action(client, settings.freightpay.task_queue, vendor_budgets(settings), margin=RATE_MARGIN)
+    return await action(client, settings.freightpay.task_queue, settings.vendor_budgets(), margin=RATE_MARGIN)
 
 
 def apply_on(target_host: str) -> QueueLimitReport:

@@ -59,7 +59,7 @@ class QueueLimit:
 
     queue: VendorQueue
     task_queue: str
-    #: The budget, requests per minute (as ``worker.vendor_budgets``); 0: no budget.
+    #: The budget, requests per minute (as ``Settings.vendor_budgets``); 0: no budget.
     per_minute: float
     #: The limit freightpay sets: ``per_minute * margin / 60``; None without a budget.
     wanted_per_second: float | None

@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.alerts import check_url, parse_secret
-from models.queues import VendorQueue
+from models.queues import VendorQueue, inline_queues, vendor_budgets
 from models.steps import PaymentPolicy
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8701"
@@ -215,12 +215,11 @@ class Settings(BaseSettings):
 
     def vendor_budgets(self) -> dict[VendorQueue, float]:
         """Requests per minute for each vendor queue (0: no limit)."""
-        return {
-            VendorQueue.ALVYS_CUSTOMER_PAYMENTS: self.alvys.requests_per_minute,
-            VendorQueue.ALVYS_CARRIER_PAYMENTS: self.alvys.requests_per_minute,
-            VendorQueue.ALVYS_READS: self.alvys.reads_per_minute,
-            VendorQueue.TRANSPORTONE: self.transportone.requests_per_minute,
-        }
+        return vendor_budgets(
+            alvys_posts_per_minute=self.alvys.requests_per_minute,
+            alvys_reads_per_minute=self.alvys.reads_per_minute,
+            transportone_per_minute=self.transportone.requests_per_minute,
+        )
 
     def policy(self) -> PaymentPolicy:
         """The rules new payments start under: ``FreightpaySettings.policy`` plus the vendor
@@ -229,7 +228,7 @@ class Settings(BaseSettings):
         starter, CLI) and every worker must read the same vendor budgets, as they do from one
         environment; a worker given a budget for an inline queue still paces its own calls."""
         policy = self.freightpay.policy()
-        policy.inline_queues = [q for q, per_minute in self.vendor_budgets().items() if per_minute <= 0]
+        policy.inline_queues = inline_queues(self.vendor_budgets())
         return policy
 
 

@@ -46,3 +46,21 @@ def vendor_queue(target: Target, writes: bool) -> VendorQueue:
 
 def queue_name(base: str, queue: VendorQueue) -> str:
     return f"{base}-{queue.value}"
+
+
+def vendor_budgets(
+    *, alvys_posts_per_minute: float, alvys_reads_per_minute: float, transportone_per_minute: float
+) -> dict[VendorQueue, float]:
+    """Requests per minute for each vendor queue (0: no limit), from the vendors' settings."""
+    return {
+        VendorQueue.ALVYS_CUSTOMER_PAYMENTS: alvys_posts_per_minute,
+        VendorQueue.ALVYS_CARRIER_PAYMENTS: alvys_posts_per_minute,
+        VendorQueue.ALVYS_READS: alvys_reads_per_minute,
+        VendorQueue.TRANSPORTONE: transportone_per_minute,
+    }
+
+
+def inline_queues(budgets: dict[VendorQueue, float]) -> list[VendorQueue]:
+    """The vendor queues without a budget: their steps run on the payment's own task queue
+    (``PaymentPolicy.inline_queues``), where the worker takes them at once (eager dispatch)."""
+    return [queue for queue, per_minute in budgets.items() if per_minute <= 0]

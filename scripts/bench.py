@@ -93,7 +93,7 @@ from intake.parse import parse_body  # noqa: E402
 from intake.start import payment_result, start_payment, start_remittance  # noqa: E402
 from models.money import Money  # noqa: E402
 from models.payment import PaymentInstruction, Source, Target, TargetIds  # noqa: E402
-from models.queues import VendorQueue, queue_name  # noqa: E402
+from models.queues import VendorQueue, inline_queues, queue_name, vendor_budgets  # noqa: E402
 from models.state import PaymentStatus  # noqa: E402
 from models.steps import PaymentPolicy  # noqa: E402
 from worker import RATE_MARGIN  # noqa: E402
@@ -123,15 +123,13 @@ LIVE_EVERY = 1.0
 
 
 def policy_for(per_minute: float) -> PaymentPolicy:
-    """The policy the stack's intake gives payments when the workers have this Alvys budget (as
-    ``config.settings.Settings.policy`` does): the queues without a budget run inline."""
-    budgets = {
-        VendorQueue.ALVYS_CUSTOMER_PAYMENTS: per_minute,
-        VendorQueue.ALVYS_CARRIER_PAYMENTS: per_minute,
-        VendorQueue.ALVYS_READS: per_minute / 2,
-        VendorQueue.TRANSPORTONE: 0.0,
-    }
-    return PaymentPolicy(inline_queues=[q for q, rpm in budgets.items() if rpm <= 0])
+    """The policy the stack's intake gives payments when the workers have this Alvys budget (the
+    rule of ``config.settings.Settings.policy``, as ``worker_env`` sets the budgets): the queues
+    without a budget run inline."""
+    budgets = vendor_budgets(
+        alvys_posts_per_minute=per_minute, alvys_reads_per_minute=per_minute / 2, transportone_per_minute=0
+    )
+    return PaymentPolicy(inline_queues=inline_queues(budgets))
 
 
 #: Payments of the worker without a budget (the throughput, idle, file and parked runs).
@@ -878,12 +876,13 @@ async def file_under_live(
     if opts.file_lines <= 0:
         return result
     loads = [f"L-FILE-{tag}-{n}" for n in range(opts.file_lines)]
-    live_loads = [f"L-LIVE-{tag}-{n}" for n in range(opts.file_lines)]  # never all used
+    #: At most one live payment per ten lines (one a second stops it sooner).
+    live_loads = [f"L-LIVE-{tag}-{n}" for n in range(max(10, opts.file_lines // 10))]
     live = Latencies()
     live_ids: list[str] = []
     with progress_bar() as progress:
         await seed_loads(sandbox, loads, progress)
-        await seed_loads(sandbox, live_loads[: max(10, opts.file_lines // 10)], progress)
+        await seed_loads(sandbox, live_loads, progress)
         raw = remittance_csv(loads, tag)
         instructions = parse_body("remittance", raw)
         began = time.perf_counter()
@@ -898,7 +897,7 @@ async def file_under_live(
         done = asyncio.create_task(handle.result())
         task = progress.add_task("file lines ended (live payments meanwhile)", total=opts.file_lines)
         n = 0
-        while not done.done() and n < max(10, opts.file_lines // 10):
+        while not done.done() and n < len(live_loads):
             if n:  # the first at once, the next ones LIVE_EVERY apart
                 await asyncio.wait({done}, timeout=LIVE_EVERY)
             if done.done():
