@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from cli.processes import ChildProcesses, PortTimeout, dev_server_args, find_binary, port_open, wait_port
+from config.temporal import ONE_PARTITION
 from workflows.search_attributes import DEFINITIONS
 
 console = Console(soft_wrap=True)
@@ -86,6 +87,8 @@ class Stack:
             ui_port=self.ports.ui,
             log_level="warn",
             search_attributes=DEFINITIONS,
+            # One partition per task queue, so the vendor budgets hold (config/temporal.py).
+            dynamic_config=ONE_PARTITION,
         )
         self.children.start("temporal", server)
         sandbox_url = f"http://127.0.0.1:{self.ports.sandbox}"
