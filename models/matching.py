@@ -82,7 +82,9 @@ def _sum(amounts: Sequence[Money], currency: str) -> Money:
     return total
 
 
-#: Tokens that look like invoice, load or PO numbers: letters, digits and dashes, with a digit.
+#: Tokens that could be invoice, load or PO numbers: 3 to 31 letters, digits and dashes.
+#: :func:`references_in_text` keeps those with at least 3 digits, so words ("THANK", "ACH")
+#: and short codes never cost a vendor read.
 _TOKEN = re.compile(r"(?<![A-Za-z0-9-])([A-Za-z0-9][A-Za-z0-9-]{2,30})(?![A-Za-z0-9-])")
 
 
