@@ -39,9 +39,17 @@ class RemittanceActivities:
 
         For a line whose key was taken after the file was accepted (by another delivery, in
         the window before the file's workflow reached the line): the file then records it
-        as a conflict instead of dropping it.
+        as a conflict instead of dropping it. A deposit asks it too, for a payment it could not
+        start or that ended without a result: it counts as applied only money that is recorded
+        (:func:`models.matching.not_applied`).
         """
-        from intake.start import repeat_conflict
+        from intake.start import accepted_status, repeat_conflict
 
-        conflict = await repeat_conflict(activity.client(), instruction)
-        return RepeatCheck(differences=[str(d) for d in conflict.differences] if conflict else [])
+        client = activity.client()
+        conflict = await repeat_conflict(client, instruction)
+        differences = conflict.differences if conflict else []
+        return RepeatCheck(
+            differences=[str(d) for d in differences],
+            fields=[d.field for d in differences],
+            status=await accepted_status(client, instruction.workflow_id),
+        )

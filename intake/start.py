@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -63,6 +63,40 @@ async def accepted_instruction(
             return None
         raise
     return None
+
+
+_FINAL_STATUSES = frozenset(s.value for s in PaymentStatus if s.is_final)
+
+
+async def accepted_status(
+    client: Client, workflow_id: str, *, rpc_timeout: timedelta | None = None
+) -> str | None:
+    """Where the payment ``workflow_id`` is: its final ``PaymentStatus``; else, if Temporal closed
+    it (terminated, timed out, failed), how; else its current ``PaymentStatus``. None: no such payment.
+
+    A payment terminated after it was paid shows ``Paid`` (its status search attribute is the
+    truth of what was posted); one terminated while posting shows ``Terminated``.
+    """
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=rpc_timeout)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    shown = described.typed_search_attributes.get(search_attributes.PAYMENT_STATUS)
+    if shown in _FINAL_STATUSES:
+        return shown
+    closed = (
+        {
+            WorkflowExecutionStatus.TERMINATED: "Terminated",
+            WorkflowExecutionStatus.TIMED_OUT: "TimedOut",
+            WorkflowExecutionStatus.FAILED: "Failed",
+            WorkflowExecutionStatus.CANCELED: PaymentStatus.CANCELLED.value,
+        }.get(described.status)
+        if described.status
+        else None
+    )
+    return closed or shown
 
 
 async def repeat_conflict(

@@ -301,3 +301,44 @@ def plan_for(deposit: Deposit, known: dict[str, KnownTarget], open_invoices: Seq
         if plan.applications or not open_invoices:
             return plan
     return amount_only(deposit, open_invoices)
+
+
+#: How a payment ends without its cash being recorded: cancelled (nothing was posted), or
+#: closed by Temporal (terminated, timed out, failed) before it reached a final status.
+NOT_RECORDED = frozenset({"Cancelled", "Failed", "Terminated", "TimedOut"})
+#: The facts an application is: a payment accepted under its key with other values of these
+#: is another application, whatever its note, date or method say.
+APPLICATION_FIELDS = frozenset({"target", "amount", "currency"})
+
+
+def not_applied(
+    workflow_id: str,
+    status: str | None,
+    fields: Sequence[str] = (),
+    differences: Sequence[str] = (),
+) -> str | None:
+    """Why a deposit's money given to the payment ``workflow_id`` is not applied, or None if it is.
+
+    A deposit counts as applied only money a payment records: not money whose key another,
+    different payment holds (``fields`` and ``differences`` compare it with the one accepted),
+    not a payment that ended ``Cancelled`` or was closed by Temporal before a final status,
+    and not a payment freightpay can no longer find. That money is unapplied cash again, for
+    a person to ``apply`` elsewhere or ``resolve``.
+    """
+    other = [
+        d
+        for f, d in zip(fields, differences, strict=False)
+        if f in APPLICATION_FIELDS or f.startswith("ids.")
+    ]
+    if other:
+        return f"{workflow_id} was accepted with other facts ({'; '.join(other)}); not applied twice"
+    if status is None:
+        return f"{workflow_id} is not found (removed after its retention?): nothing is known to be recorded"
+    if status == "Cancelled":
+        return f"{workflow_id} ended Cancelled: nothing was posted for this cash"
+    if status in NOT_RECORDED:
+        return (
+            f"{workflow_id} ended {status} before a final status: nothing is known to be recorded "
+            "(look at the load in Alvys, then apply or resolve)"
+        )
+    return None

@@ -246,6 +246,15 @@ class RemittanceProgress(BaseModel):
 
 
 class RepeatCheck(BaseModel):
-    """A line against the payment accepted under its key: each differing field, or none."""
+    """A line against the payment accepted under its key: each differing field, or none.
+
+    ``fields`` names the differing fields (``amount``, ``ids.load_number``, ...), in the order
+    of ``differences``. ``status`` is where the accepted payment is: its ``PaymentStatus``, or
+    how Temporal closed it (``Terminated``, ``TimedOut``, ``Failed``) when that ended it before
+    a final status; None when there is no such payment. Both were added after ``differences``
+    (older workers' answers have neither).
+    """
 
     differences: list[str] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=list)
+    status: str | None = None

@@ -240,3 +240,148 @@ async def test_temporal_cancellation_of_a_deposit_ends_it_resolved_saying_so(
     from workflows.search_attributes import DEPOSIT_STATUS
 
     assert described.typed_search_attributes.get(DEPOSIT_STATUS) == "Resolved"
+
+
+# ---------------------------------------------------------------- applied means recorded
+
+
+async def payment_reaches(client: Client, workflow_id: str, status: str, seconds: float = 60) -> None:
+    from models.state import PaymentState
+
+    handle = client.get_workflow_handle(workflow_id)
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            state = await handle.query("status", result_type=PaymentState)
+            if state.status.value == status:
+                return
+        except Exception:  # not started yet
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{workflow_id} never reached {status}")
+        await asyncio.sleep(0.2)
+
+
+def over_the_open_balance(load: str, trace: str, amount: str = "120.00") -> Deposit:
+    """A line paying more than is open on the load: its payment waits for approval."""
+    return Deposit(
+        source="x12-820",
+        key=trace,
+        amount=usd(amount),
+        reference=trace,
+        lines=(RemittanceLine(reference=load, amount_paid=usd(amount)),),
+    )
+
+
+async def test_a_payment_cancelled_by_an_operator_gives_its_cash_back_unapplied(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    """Never a false Applied: the deposit's money comes back when its payment ends posting nothing."""
+    from models.state import CancelInput
+
+    a, trace = f"L-{uid()}", f"TRN-{uid()}"
+    await alvys.add_load(sandbox, a, status="Invoiced", billable="100.00")
+    (deposit_id,) = await start(client, settings, over_the_open_balance(a, trace))
+    payment = f"payment-deposit-{a}-{trace}"
+    await payment_reaches(client, payment, "AwaitingApproval")
+
+    await client.get_workflow_handle(payment).execute_update("cancel", CancelInput(reason="not ours"))
+
+    state = await until(client, deposit_id, DepositStatus.UNAPPLIED)
+    assert not state.applications and state.unapplied == usd("120.00")
+    (why,) = state.unmatched
+    assert (
+        why.amount == usd("120.00")
+        and why.reason == f"{payment} ended Cancelled: nothing was posted for this cash"
+    )
+    assert state.applied + state.unapplied == state.deposit.amount
+    assert await alvys.postings(sandbox, trace) == []
+    handle = client.get_workflow_handle_for(DepositWorkflow.run, deposit_id)
+    from models.deposit import ResolveDepositInput
+
+    await handle.execute_update(
+        "resolve", ResolveDepositInput(reason="returned to payer"), result_type=DepositState
+    )
+    done = await asyncio.wait_for(handle.result(), 30)
+    assert done.status is DepositStatus.RESOLVED
+
+
+async def test_a_payment_terminated_through_temporal_gives_its_cash_back_unapplied(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    a, trace = f"L-{uid()}", f"TRN-{uid()}"
+    await alvys.add_load(sandbox, a, status="Invoiced", billable="100.00")
+    (deposit_id,) = await start(client, settings, over_the_open_balance(a, trace, "150.00"))
+    payment = f"payment-deposit-{a}-{trace}"
+    await payment_reaches(client, payment, "AwaitingApproval")
+
+    await client.get_workflow_handle(payment).terminate(reason="test")
+
+    state = await until(client, deposit_id, DepositStatus.UNAPPLIED)
+    assert not state.applications and state.unapplied == usd("150.00")
+    assert state.unmatched[0].reason.startswith(f"{payment} ended Terminated before a final status")
+
+
+async def test_a_key_another_deposit_took_with_another_amount_is_not_applied_twice(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    """The bank's deposit and the payer's 820 name one check: the same load and reference."""
+    a, b, trace = f"L-{uid()}", f"L-{uid()}", f"CHK-{uid()}"
+    await alvys.add_load(sandbox, a, status="Invoiced", billable="100.00")
+    await alvys.add_load(sandbox, b, status="Invoiced", billable="40.00")
+    first = Deposit(
+        source="x12-820",
+        key=trace,
+        amount=usd("100.00"),
+        reference=trace,
+        lines=(RemittanceLine(reference=a, amount_paid=usd("100.00")),),
+    )
+    (first_id,) = await start(client, settings, first)
+    assert (
+        await asyncio.wait_for(client.get_workflow_handle_for(DepositWorkflow.run, first_id).result(), 60)
+    ).status is DepositStatus.APPLIED
+
+    # The same check in a camt.054, split otherwise: 90 on a (taken, with 100), 40 on b.
+    second = Deposit(
+        source="camt054",
+        key=trace,
+        amount=usd("130.00"),
+        reference=trace,
+        lines=(
+            RemittanceLine(reference=a, amount_paid=usd("90.00")),
+            RemittanceLine(reference=b, amount_paid=usd("40.00")),
+        ),
+    )
+    (second_id,) = await start(client, settings, second)
+    state = await until(client, second_id, DepositStatus.UNAPPLIED)
+    assert [(x.load_number, x.amount, x.payment_status) for x in state.applications] == [
+        (b, usd("40.00"), "Paid")
+    ]
+    (why,) = state.unmatched
+    payment = f"payment-deposit-{a}-{trace}"
+    assert why.amount == usd("90.00") and why.reason.startswith(
+        f"{payment} was accepted with other facts (amount:"
+    )
+    assert state.applied + state.unapplied == second.amount
+    assert sorted(await alvys.postings(sandbox, trace)) == sorted(
+        [("customer", a, Decimal("100.00")), ("customer", b, Decimal("40.00"))]
+    )
+
+
+async def test_a_key_another_deposit_took_with_the_same_facts_is_that_payment(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    a, trace = f"L-{uid()}", f"CHK-{uid()}"
+    await alvys.add_load(sandbox, a, status="Invoiced", billable="75.00")
+
+    def deposit(source: str) -> Deposit:
+        line = RemittanceLine(reference=a, amount_paid=usd("75.00"))
+        return Deposit(source=source, key=trace, amount=usd("75.00"), reference=trace, lines=(line,))
+
+    (first_id,) = await start(client, settings, deposit("x12-820"))
+    await asyncio.wait_for(client.get_workflow_handle_for(DepositWorkflow.run, first_id).result(), 60)
+    (second_id,) = await start(client, settings, deposit("camt054"))
+    done = await asyncio.wait_for(client.get_workflow_handle_for(DepositWorkflow.run, second_id).result(), 60)
+    assert done.status is DepositStatus.APPLIED and not done.unmatched
+    assert [x.payment_status for x in done.applications] == ["AlreadyStarted"]
+    assert await alvys.postings(sandbox, trace) == [("customer", a, Decimal("75.00"))]

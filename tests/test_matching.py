@@ -16,6 +16,7 @@ from models.matching import (
     exact_sets,
     explicit,
     free_text,
+    not_applied,
     plan_for,
     references_in_text,
 )
@@ -166,3 +167,30 @@ def test_exact_sets_sum_exactly(balances: list[Decimal], data: st.DataObject) ->
     assert sets  # the chosen set (or another with the same sum) is found
     for found in sets:
         assert sum((c.open_balance.amount for c in found if c.open_balance), Decimal(0)) == wanted
+
+
+def test_applied_means_a_payment_records_the_cash() -> None:
+    wid = "payment-deposit-L-1-CHK-1"
+    for recorded in (
+        "Paid",
+        "PartiallyPaid",
+        "ResolvedManually",
+        "AwaitingApproval",
+        "Posting",
+        "NeedsReview",
+    ):
+        assert not_applied(wid, recorded) is None
+    assert not_applied(wid, "Cancelled") == f"{wid} ended Cancelled: nothing was posted for this cash"
+    for closed in ("Terminated", "TimedOut", "Failed"):
+        assert f"ended {closed} before a final status" in (not_applied(wid, closed) or "")
+    assert "is not found" in (not_applied(wid, None) or "")
+    # Another amount (or target) under the key is another application; a reworded date is not.
+    taken = not_applied(
+        wid, "Paid", ["amount", "payment_date"], ["amount: accepted '100', this one '90'", "d"]
+    )
+    assert (
+        taken
+        == f"{wid} was accepted with other facts (amount: accepted '100', this one '90'); not applied twice"
+    )
+    assert not_applied(wid, "Paid", ["payment_date", "method"], ["d", "m"]) is None
+    assert not_applied(wid, "Paid", ["ids.invoice_number"], ["i"]) is not None

@@ -11,7 +11,9 @@ Each payment's vendor idempotency reference is the deposit's check, trace or end
 and its workflow id is ``payment-deposit-{load}-{reference}`` (Alvys is idempotent per load
 and reference): one check paying several loads posts once per load, whatever is replayed,
 retried or delivered twice. Money is exact at every moment: ``applied + unapplied`` is the
-deposit's amount, and ``apply`` is refused beyond what is unapplied.
+deposit's amount, and ``apply`` is refused beyond what is unapplied. Applied means a payment
+records the cash: one that ends Cancelled or is closed by Temporal, or a key another payment
+holds with other facts, gives the money back as unapplied (``APPLIED_IS_RECORDED_PATCH``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    ChildWorkflowError,
     WorkflowAlreadyStartedError,
     is_cancelled_exception,
 )
@@ -34,6 +37,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.alerts import AlertActivities
     from activities.cash import CashActivities
+    from activities.remittance import RemittanceActivities
     from models import identity, matching, texts
     from models.alerts import Alert, AlertEvent, alert_id, alert_text
     from models.deposit import (
@@ -55,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
     from models.payment import PaymentInstruction, Source, Target, TargetIds
     from models.queues import VendorQueue, queue_name
     from models.state import OperatorAction, PaymentResult, PaymentStatus
-    from models.steps import PaymentInput
+    from models.steps import PaymentInput, RepeatCheck
     from workflows import search_attributes
     from workflows.payment import PaymentWorkflow
 
@@ -63,6 +67,10 @@ with workflow.unsafe.imports_passed_through():
 READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 READ_TIMEOUT = timedelta(seconds=30)
 READ_DEADLINE = timedelta(hours=1)
+#: A deposit counts as applied only money its payments record: a payment it could not start
+#: (the key taken) is compared with the one accepted, and one that ends Cancelled or closed by
+#: Temporal gives its cash back as unapplied. Histories from before replay as they ran.
+APPLIED_IS_RECORDED_PATCH = "deposit-applied-is-recorded"
 #: The most open invoices read for an amount-only match (pages of 100).
 MAX_INVOICE_PAGES = 3
 _R = TypeVar("_R")
@@ -129,9 +137,16 @@ class DepositWorkflow:
                 strategy=application.strategy.value,
             )
         self._show()
-        # Unapplied cash waits, durably, for a person: apply it, or resolve the deposit.
-        await workflow.wait_condition(lambda: self._resolved or not self._state.unapplied.is_positive())
-        await workflow.wait_condition(lambda: all(task.done() for task in self._payments))
+        # Unapplied cash waits, durably, for a person: apply it, or resolve the deposit. A payment
+        # that ends without recording its cash gives it back (unapplied again), so the two
+        # conditions hold together. (Before that could happen the first was never undone: one
+        # condition waits as the two in turn did, and older histories replay unchanged.)
+        await workflow.wait_condition(
+            lambda: (
+                (self._resolved or not self._state.unapplied.is_positive())
+                and all(task.done() for task in self._payments)
+            )
+        )
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._state.status = DepositStatus.RESOLVED if self._resolved else DepositStatus.APPLIED
         self._show()
@@ -292,6 +307,7 @@ class DepositWorkflow:
         return applied
 
     async def _follow(self, instruction: PaymentInstruction, applied: AppliedPayment) -> None:
+        checked = workflow.patched(APPLIED_IS_RECORDED_PATCH)
         try:
             handle = await workflow.start_child_workflow(
                 PaymentWorkflow.run,
@@ -304,15 +320,54 @@ class DepositWorkflow:
                 static_details=texts.static_details(instruction),
             )
         except WorkflowAlreadyStartedError:
-            # The same deposit delivered again (a second file): its payment is already running.
+            # Another deposit, a file or an operator's apply took this load and reference first.
             applied.payment_status = "AlreadyStarted"
+            if checked:
+                check = await self._accepted(instruction)
+                self._unless_recorded(applied, check.status, check.fields, check.differences)
             self._show()
             return
         applied.payment_status = "Running"
         self._show()
-        result: PaymentResult = await handle
-        applied.payment_status = result.status.value
+        if not checked:
+            result: PaymentResult = await handle
+            applied.payment_status = result.status.value
+            self._show()
+            return
+        try:
+            applied.payment_status = (await handle).status.value
+        except ChildWorkflowError:
+            # Cancelled, terminated or timed out through Temporal: ask where it really ended.
+            applied.payment_status = (await self._accepted(instruction)).status or "Failed"
+        self._unless_recorded(applied, applied.payment_status)
         self._show()
+
+    async def _accepted(self, instruction: PaymentInstruction) -> RepeatCheck:
+        return await workflow.execute_activity_method(
+            RemittanceActivities.compare_with_accepted,
+            instruction,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            summary=f"Compare with the payment accepted as {instruction.workflow_id}",
+        )
+
+    def _unless_recorded(
+        self,
+        applied: AppliedPayment,
+        status: str | None,
+        fields: list[str] | None = None,
+        differences: list[str] | None = None,
+    ) -> None:
+        """Money its payment does not record is unapplied again (:func:`models.matching.not_applied`)."""
+        reason = matching.not_applied(applied.workflow_id, status, fields or [], differences or [])
+        if reason is None:
+            return
+        self._state.applications = [a for a in self._state.applications if a is not applied]
+        self._state.unmatched = [
+            *self._state.unmatched,
+            UnmatchedCash(reference=applied.reference, amount=applied.amount, reason=reason),
+        ]
+        workflow.logger.warning("Deposit %s: %s", self._state.deposit_id, reason)
 
     # ------------------------------------------------------------------ operators
 

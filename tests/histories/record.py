@@ -402,6 +402,41 @@ async def deposit_applied_then_operator_applies(run: Run) -> str:
     return deposit_id
 
 
+async def deposit_payment_cancelled_then_resolved(run: Run) -> str:
+    """A deposit's payment over the open balance waits for approval and is cancelled: its cash is
+    unapplied again (APPLIED_IS_RECORDED_PATCH), and an operator resolves the deposit."""
+    from intake.cash import start_deposits
+    from models.deposit import Deposit, DepositState, FileFormat, RemittanceLine
+
+    load, trace = f"L-{uid()}", f"TRN-{uid()}"
+    await alvys.add_load(run.sandbox, load, status="Invoiced", billable="100.00")
+    paid = Money.of("120.00", "USD")
+    deposit = Deposit(source="x12-820", key=trace, amount=paid, reference=trace,
+                      lines=(RemittanceLine(reference=load, amount_paid=paid),))  # fmt: skip
+    _, summary = await start_deposits(
+        run.client, trace.encode(), [deposit], file_format=FileFormat.X12_820, file_name="cancel.x12",
+        task_queue=run.task_queue, policy=FAST, data_dir=run.sandbox_app.state.data_dir,
+    )  # fmt: skip
+    deposit_id = summary[0]["deposit_id"]
+    payment = f"payment-deposit-{load}-{trace}"
+    for _ in range(300):
+        try:
+            await run.until(payment, PaymentStatus.AWAITING_APPROVAL)
+            break
+        except Exception:  # not started yet
+            await asyncio.sleep(0.1)
+    await run.act(payment, "cancel", {"operator": "dana", "reason": "not this load"})
+    handle = run.client.get_workflow_handle(deposit_id)
+    for _ in range(300):
+        state = await handle.query("state", result_type=DepositState)
+        if state.status.value == "Unapplied":
+            break
+        await asyncio.sleep(0.1)
+    await handle.execute_update("resolve", {"operator": "dana", "reason": "returned to the payer"})
+    await asyncio.wait_for(handle.result(), 60)
+    return deposit_id
+
+
 async def waiting_for_payable_woken_by_event(run: Run) -> str:
     """WaitingForPayable, then an Alvys event (the ``load_payable`` signal) brings the re-check forward."""
     load = f"L-{uid()}"
@@ -446,7 +481,7 @@ SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     relayed_callback_paid, forged_callback_refused_then_resolved, temporal_cancel_in_review,
     temporal_cancel_refused_when_posted, overpaid_flagged, remittance_line_conflict,
     deposit_applied_then_operator_applies, waiting_for_payable_woken_by_event,
-    lean_customer_paid, lean_retried_then_paid,
+    lean_customer_paid, lean_retried_then_paid, deposit_payment_cancelled_then_resolved,
 )}  # fmt: skip
 
 
