@@ -20,6 +20,11 @@ other 4xx (400/409/422..)  ``rejected``: NeedsReview; a 409 means this request i
 
 ``paymentType``: the instruction's method when it is one TransportOne knows (``cash``,
 ``dn``, ``bank transfer``), else ``cash`` (money received, as opposed to a debit note).
+
+``paymentId`` ("unique transaction or reference id") is the sender's own payment id where the
+payment came from TransportOne's own payload, else the payment's business key (a remittance
+file's ``reference``): never where in a file a line stood (``line 5`` of every file would be
+one id).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from urllib.parse import urlencode
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from models.payment import PaymentInstruction, Source
 from models.state import VendorProblem
 from models.steps import (
     Confirmation,
@@ -83,6 +89,21 @@ def callback_url_for(base: str | None, workflow_id: str) -> str | None:
     return f"{base}{'&' if '?' in base else '?'}{urlencode({'payment': workflow_id})}"
 
 
+def payment_of(instruction: PaymentInstruction) -> TransportOnePayment:
+    """The payment TransportOne records for ``instruction`` (see the module's ``paymentId``)."""
+    method = (instruction.method or "").strip().lower()
+    own_id = instruction.source is Source.TRANSPORTONE and instruction.source_event_id
+    return TransportOnePayment(
+        payment_id=own_id or instruction.business_key,
+        invoice_number=instruction.ids.invoice_number or "",
+        payment_type=method if method in PAYMENT_TYPES else "cash",
+        total_amount=instruction.invoice_total or instruction.amount,
+        applied_amount=instruction.amount,
+        payment_date=instruction.payment_date,
+        reference_number=instruction.reference_number,
+    )
+
+
 class TransportOneSteps:
     """The TransportOne side of each payment step."""
 
@@ -98,16 +119,7 @@ class TransportOneSteps:
 
     async def post_payment(self, request: PostRequest) -> PostOutcome:
         instruction = request.instruction
-        method = (instruction.method or "").strip().lower()
-        payment = TransportOnePayment(
-            payment_id=instruction.source_event_id or instruction.business_key,
-            invoice_number=instruction.ids.invoice_number or "",
-            payment_type=method if method in PAYMENT_TYPES else "cash",
-            total_amount=instruction.invoice_total or instruction.amount,
-            applied_amount=instruction.amount,
-            payment_date=instruction.payment_date,
-            reference_number=instruction.reference_number,
-        )
+        payment = payment_of(instruction)
         # The payment's own workflow id (not one re-derived from the instruction): the request id
         # must never change for a payment in flight, and the callback must find this workflow.
         workflow_id = activity.info().workflow_id or instruction.workflow_id
