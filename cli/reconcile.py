@@ -36,6 +36,7 @@ from cli.common import run_with_temporal
 from config.settings import get_settings
 from config.temporal import connect
 from models import reconcile
+from models.priority import FILE
 from models.reconcile import ReconcileInput, ReconcileResult, Window
 from workflows.reconcile import ReconcileWorkflow
 
@@ -87,6 +88,7 @@ def reconcile_schedule(task_queue: str, every: timedelta) -> Schedule:
             id=reconcile.SCHEDULE_ID,  # Temporal appends the action time to each run's id
             task_queue=task_queue,
             static_summary="Reconciliation of the settled payments against the vendors",
+            priority=FILE,  # bulk work, behind live payments (models/priority.py)
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=CATCHUP),
@@ -162,6 +164,7 @@ def run(
             # The same window again while it runs: that run (a finished one is run again).
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=f"Reconciliation {window.text()}",
+            priority=FILE,  # bulk work, behind live payments (models/priority.py)
         )
         typer.echo(handle.id)
         return await handle.result() if wait else None

@@ -33,7 +33,7 @@ from intake import files
 from intake.errors import FieldDifference, PaymentConflict, PaymentConflicts
 from models import texts
 from models.payment import PaymentInstruction, fingerprint_differences
-from models.priority import FILE, LIVE
+from models.priority import FILE, LIVE, delivery_priority
 from models.state import PaymentResult, PaymentStatus
 from models.steps import PaymentInput, PaymentPolicy, RemittanceInput
 from workflows import search_attributes
@@ -185,12 +185,15 @@ async def start_payments(
     policy: PaymentPolicy,
     concurrency: int = 20,
     rpc_timeout: timedelta | None = None,
-    priority: Priority = LIVE,
+    priority: Priority | None = None,
 ) -> list[str]:
     """Start every instruction (in order of the ids returned); all must be accepted by Temporal.
 
     Several instructions are checked for conflicting repeats first, so a conflict starts none.
+    ``priority``: by default a few are live, a batch runs at a file's priority
+    (:func:`models.priority.delivery_priority`).
     """
+    priority = priority or delivery_priority(len(instructions))
     places = [f"[{i}]" for i in range(len(instructions))] if len(instructions) > 1 else [""]
     if len(instructions) > 1:
         await check_repeats(client, instructions, where=places, rpc_timeout=rpc_timeout)

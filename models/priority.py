@@ -10,7 +10,10 @@ first, 3 when unset) orders a queue's backlog instead:
   bodies, MyCarrier, TransportOne, Alvys events), ``starter.py`` and ``freightpay payments
   submit`` (intake's :func:`~intake.start.start_payment` default);
 * :data:`FILE` (4): remittance files (the ``RemittanceWorkflow``) and bank, lockbox and
-  factor files (each ``DepositWorkflow``).
+  factor files (each ``DepositWorkflow``); and other bulk work: a JSON array of more than
+  :data:`LIVE_BATCH_MAX` payments sent to a payment route (an ERP's batch is a file by
+  another name, :func:`delivery_priority`), and reconciliation runs (``freightpay reconcile
+  run`` and its schedule: they read the vendor's budget that deposits and live payments share).
 
 Only the workflows started from outside are given a priority. Their child ``PaymentWorkflow``\\ s,
 their activities and their continue-as-new runs inherit it from Temporal itself, so the
@@ -30,3 +33,10 @@ from temporalio.common import Priority
 LIVE = Priority(priority_key=2)
 #: Files (remittance CSV lines, lockbox and bank deposits): after whatever live payment waits.
 FILE = Priority(priority_key=4)
+#: The most payments one delivery (a JSON array) may hold and still count as live.
+LIVE_BATCH_MAX = 10
+
+
+def delivery_priority(payments: int) -> Priority:
+    """A delivery of ``payments`` payments: live if it is a few, a file's priority if a batch."""
+    return LIVE if payments <= LIVE_BATCH_MAX else FILE

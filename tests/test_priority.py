@@ -39,9 +39,9 @@ from temporalio.worker import Worker
 from activities.remittance import RemittanceActivities
 from intake.cash import parse_file, start_file
 from intake.options import IntakeOptions
-from intake.start import start_payment
+from intake.start import start_payment, start_payments
 from models.deposit import FileFormat
-from models.priority import FILE, LIVE
+from models.priority import FILE, LIVE, LIVE_BATCH_MAX, delivery_priority
 from models.queues import VendorQueue, queue_name
 from tests.support.fakes import FAST, FakeVendor, recorded
 from tests.support.instructions import carrier
@@ -184,3 +184,22 @@ async def test_live_payments_started_behind_a_files_lines_are_dispatched_before_
     lines_started = await asyncio.gather(*(task_started_after(client, i, posted) for i in lines))
     ahead = sum(started < live_started for started in lines_started)
     assert ahead <= SLACK, f"{ahead} of the file's {LINES} workflow tasks ran before the live payment's first"
+
+
+def test_a_delivery_of_a_few_is_live_and_a_batch_is_a_file() -> None:
+    assert delivery_priority(1) == delivery_priority(LIVE_BATCH_MAX) == LIVE
+    assert delivery_priority(LIVE_BATCH_MAX + 1) == FILE
+
+
+async def test_a_batch_sent_to_a_payment_route_runs_at_a_files_priority(
+    client: Client, task_queue: str
+) -> None:
+    """An ERP's JSON array of many payments is bulk work: it does not jump ahead of live ones."""
+    few = [carrier(f"T-{uid()}", "10.00") for _ in range(2)]
+    batch = [carrier(f"T-{uid()}", "10.00") for _ in range(LIVE_BATCH_MAX + 1)]
+    few_ids = await start_payments(client, few, task_queue=task_queue, policy=FAST)
+    batch_ids = await start_payments(client, batch, task_queue=task_queue, policy=FAST)
+    assert {priority_key(d) for d in await describe_all(client, few_ids)} == {LIVE.priority_key}
+    assert {priority_key(d) for d in await describe_all(client, batch_ids)} == {FILE.priority_key}
+    for workflow_id in few_ids + batch_ids:  # no worker polls this queue: end them here
+        await client.get_workflow_handle(workflow_id).terminate("test over")

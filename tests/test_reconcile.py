@@ -27,6 +27,7 @@ from temporalio.service import RPCError
 from cli.reconcile import ensure_schedule, parse_every
 from models import reconcile
 from models.money import Money
+from models.priority import FILE
 from models.reconcile import (
     CheckedPayment,
     Outcome,
@@ -312,6 +313,9 @@ async def test_schedule_is_created_updated_and_runs_over_its_interval(
         assert progress.window is not None
         assert progress.window.until - progress.window.since == timedelta(hours=24)
         assert abs(progress.window.until - datetime.now(UTC)) < timedelta(minutes=1)
+        # bulk work: behind live payments on the shared queues (models/priority.py)
+        info = (await handle.describe()).raw_description.workflow_execution_info
+        assert info.priority.priority_key == FILE.priority_key
         await handle.terminate("test over")
     finally:
         try:
