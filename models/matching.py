@@ -88,10 +88,16 @@ def _sum(amounts: Sequence[Money], currency: str) -> Money:
 _TOKEN = re.compile(r"(?<![A-Za-z0-9-])([A-Za-z0-9][A-Za-z0-9-]{2,30})(?![A-Za-z0-9-])")
 
 
+#: Dates written with dashes (``2026-12-01``, ``12-01-2026``): a bank's value date, not a reference.
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}-\d{1,2}-\d{2,4}")
+
+
 def references_in_text(text: str) -> list[str]:
     """Candidate invoice, load and PO numbers in a bank's free text, in order, without repeats."""
     found = [m.group(1).strip("-") for m in _TOKEN.finditer(text or "")]
-    return list(dict.fromkeys(t for t in found if sum(c.isdigit() for c in t) >= 3))
+    return list(
+        dict.fromkeys(t for t in found if sum(c.isdigit() for c in t) >= 3 and not _DATE.fullmatch(t))
+    )
 
 
 def _short_pay(line: RemittanceLine, open_balance: Money | None) -> str | None:

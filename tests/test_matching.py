@@ -99,8 +99,8 @@ def test_free_text_applies_only_an_exact_sum() -> None:
 
 def test_free_text_references_need_three_digits() -> None:
     """Words and short codes are not references (each candidate may cost a vendor read)."""
-    text = "ACH PMT L-ABCDEF1A L-AB12CDEF INV-123 REF 99 THANK YOU 2026-12-01 L-77123 l-77123"
-    assert references_in_text(text) == ["INV-123", "2026-12-01", "L-77123", "l-77123"]
+    text = "ACH PMT L-ABCDEF1A L-AB12CDEF INV-123 REF 99 THANK YOU 2026-12-01 12-01-2026 L-77123 l-77123"
+    assert references_in_text(text) == ["INV-123", "L-77123", "l-77123"]  # dates are not references
 
 
 def test_amount_only_needs_exactly_one_set() -> None:
