@@ -331,3 +331,43 @@ async def test_a_line_whose_key_was_taken_after_the_file_was_accepted_is_a_recor
     assert conflict.line == "line 2" and conflict.workflow_id == lines[0].workflow_id
     assert conflict.differences == ["amount: accepted '25.00', this one '20.00'"]
     assert await alvys.postings(sandbox, ref) == [("customer", load, Decimal("25.00"))]
+
+
+async def test_a_line_payment_terminated_through_temporal_does_not_stop_the_file(
+    client: Client, sandbox: httpx.AsyncClient, task_queue: str, settings: Any
+) -> None:
+    """An operator terminates one line's payment (the Web UI's Terminate) while it waits for a
+    person: the file goes on to its other lines and counts that one ``Terminated``; nothing lost."""
+    from intake import files
+    from intake.remittance import parse_csv
+    from models.steps import RemittanceInput, RemittanceProgress
+
+    load, stuck = f"L-{uid()}", f"L-MISSING-{uid()}"
+    await alvys.add_load(sandbox, load, status="Invoiced", billable="500.00")
+    raw = (
+        "target,amount,currency,payment_date,reference,load_number\n"
+        f"alvys-customer-payment,20.00,USD,2026-11-20,CHK-{uid()},{stuck}\n"
+        f"alvys-customer-payment,30.00,USD,2026-11-20,CHK-{uid()},{load}\n"
+        f"alvys-customer-payment,40.00,USD,2026-11-20,CHK-{uid()},{load}\n"
+    ).encode()
+    lines = parse_csv(raw)
+    file_id = files.store(settings.freightpay.data_dir, raw)
+    # One line per batch: the file's later lines start only after the first one's payment ended.
+    handle = await client.start_workflow(
+        "RemittanceWorkflow",
+        RemittanceInput(file_id=file_id, file_name="stuck.csv", total_lines=3, batch_size=1),
+        id=f"remittance-test-{uid()}",
+        task_queue=task_queue,
+        result_type=RemittanceProgress,
+    )
+    for _ in range(150):
+        if await exists(client, lines[0].workflow_id):
+            break
+        await asyncio.sleep(0.2)
+    await wait_status(client, lines[0].workflow_id, PaymentStatus.NEEDS_REVIEW)
+    await client.get_workflow_handle(lines[0].workflow_id).terminate("pulled by an operator")
+
+    progress: RemittanceProgress = await asyncio.wait_for(handle.result(), 60)
+    assert progress.by_status == {"Terminated": 1, "PartiallyPaid": 2}  # 30 and 40 of 500
+    for line, amount in ((lines[1], "30.00"), (lines[2], "40.00")):
+        assert await alvys.postings(sandbox, line.reference_number) == [("customer", load, Decimal(amount))]

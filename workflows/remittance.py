@@ -13,6 +13,10 @@ facts (another delivery took the key after this file was accepted, before its wo
 reached the line) is counted ``Conflict`` and listed with what differs, in the progress and
 the details, for a person: never posted, never dropped. (Intake refuses a file whole for
 every conflict it can see when the file arrives; this is the window it cannot see.)
+
+A line's payment that an operator terminates (or that Temporal cancels or times out) is counted
+as it really ended (``Terminated``, or its final status if it had one), and the file goes on to
+its other lines (``CLOSED_LINE_PATCH``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -35,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         RemittanceBatchRequest,
         RemittanceInput,
         RemittanceProgress,
+        RepeatCheck,
     )
     from workflows import search_attributes
     from workflows.payment import PaymentWorkflow
@@ -43,6 +48,9 @@ ALREADY_STARTED = "AlreadyStarted"
 CONFLICT = "Conflict"
 #: Patch: a line whose key is taken is compared with the accepted payment (before: counted as is).
 COMPARE_PATCH = "remittance-compare-taken-keys"
+#: A line's payment closed by Temporal (terminated, timed out, cancelled) is counted as it
+#: ended; before, its ChildWorkflowError failed the file and its later lines never started.
+CLOSED_LINE_PATCH = "remittance-line-closed-by-temporal"
 
 
 #: Worker Versioning: AUTO_UPGRADE (worker.deployment_config's default; not set on the
@@ -107,20 +115,37 @@ class RemittanceWorkflow:
                 status = result.status.value
             except WorkflowAlreadyStartedError:
                 status = await self._taken(instruction)
+            except ChildWorkflowError:
+                # The line's payment was terminated, timed out or cancelled through Temporal: it is
+                # counted as it ended, and the file goes on to its other lines.
+                if not workflow.patched(CLOSED_LINE_PATCH):
+                    raise
+                status = await self._closed(instruction)
             self._running.discard(instruction.workflow_id)
             self._by_status[status] = self._by_status.get(status, 0) + 1
 
-    async def _taken(self, instruction: PaymentInstruction) -> str:
-        """A line whose key another delivery took: the same payment, or a recorded conflict."""
-        if not workflow.patched(COMPARE_PATCH):
-            return ALREADY_STARTED
-        check = await workflow.execute_activity_method(
+    async def _closed(self, instruction: PaymentInstruction) -> str:
+        """How a line's payment that ended without a result really ended (``Terminated``, or
+        ``Paid`` if it was terminated after posting: its status is the truth of what was posted)."""
+        check = await self._compare(instruction)
+        workflow.logger.warning("Remittance line %s: %s ended %s", instruction.source_event_id,
+                                instruction.workflow_id, check.status)  # fmt: skip
+        return check.status or "Failed"
+
+    async def _compare(self, instruction: PaymentInstruction) -> RepeatCheck:
+        return await workflow.execute_activity_method(
             RemittanceActivities.compare_with_accepted,
             instruction,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
             summary=f"Compare {instruction.source_event_id} with the payment accepted as {instruction.workflow_id}",
         )
+
+    async def _taken(self, instruction: PaymentInstruction) -> str:
+        """A line whose key another delivery took: the same payment, or a recorded conflict."""
+        if not workflow.patched(COMPARE_PATCH):
+            return ALREADY_STARTED
+        check = await self._compare(instruction)
         if not check.differences:
             return ALREADY_STARTED
         self._conflicts.append(

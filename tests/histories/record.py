@@ -437,6 +437,39 @@ async def deposit_payment_cancelled_then_resolved(run: Run) -> str:
     return deposit_id
 
 
+async def remittance_line_terminated(run: Run) -> str:
+    """A file's first line waits for a person and is terminated in the Web UI: the file counts it
+    Terminated and goes on to its next line (CLOSED_LINE_PATCH)."""
+    from intake import files
+    from intake.remittance import parse_csv
+    from models.steps import RemittanceInput
+
+    load = f"L-{uid()}"
+    await alvys.add_load(run.sandbox, load, status="Invoiced", billable="50.00")
+    raw = (
+        "target,amount,currency,payment_date,reference,load_number\n"
+        f"alvys-customer-payment,20.00,USD,2026-11-20,CHK-{uid()},L-MISSING-{uid()}\n"
+        f"alvys-customer-payment,50.00,USD,2026-11-20,CHK-{uid()},{load}\n"
+    ).encode()
+    stuck = parse_csv(raw)[0].workflow_id
+    parent = f"remittance-rec-{uid()}"
+    handle = await run.client.start_workflow(
+        "RemittanceWorkflow",
+        RemittanceInput(file_id=files.store(run.sandbox_app.state.data_dir, raw), file_name="stuck.csv",
+                        total_lines=2, batch_size=5, policy=FAST),
+        id=parent, task_queue=run.task_queue,
+    )  # fmt: skip
+    for _ in range(300):
+        try:
+            await run.until(stuck, PaymentStatus.NEEDS_REVIEW)
+            break
+        except Exception:  # not started yet
+            await asyncio.sleep(0.1)
+    await run.client.get_workflow_handle(stuck).terminate("pulled by an operator")
+    await asyncio.wait_for(handle.result(), 60)
+    return parent
+
+
 async def waiting_for_payable_woken_by_event(run: Run) -> str:
     """WaitingForPayable, then an Alvys event (the ``load_payable`` signal) brings the re-check forward."""
     load = f"L-{uid()}"
@@ -482,6 +515,7 @@ SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     temporal_cancel_refused_when_posted, overpaid_flagged, remittance_line_conflict,
     deposit_applied_then_operator_applies, waiting_for_payable_woken_by_event,
     lean_customer_paid, lean_retried_then_paid, deposit_payment_cancelled_then_resolved,
+    remittance_line_terminated,
 )}  # fmt: skip
 
 
