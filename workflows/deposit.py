@@ -37,7 +37,6 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.alerts import AlertActivities
     from activities.cash import CashActivities
-    from activities.remittance import RemittanceActivities
     from models import identity, matching, texts
     from models.alerts import Alert, AlertEvent, alert_id, alert_text
     from models.deposit import (
@@ -62,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from models.steps import PaymentInput, RepeatCheck
     from workflows import search_attributes
     from workflows.payment import PaymentWorkflow
+    from workflows.remittance import compare_with_accepted
 
 #: Reads cost the vendor's read budget: one request per activity, retried with backoff.
 READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
@@ -343,12 +343,8 @@ class DepositWorkflow:
         self._show()
 
     async def _accepted(self, instruction: PaymentInstruction) -> RepeatCheck:
-        return await workflow.execute_activity_method(
-            RemittanceActivities.compare_with_accepted,
-            instruction,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-            summary=f"Compare with the payment accepted as {instruction.workflow_id}",
+        return await compare_with_accepted(
+            instruction, f"Compare with the payment accepted as {instruction.workflow_id}"
         )
 
     def _unless_recorded(

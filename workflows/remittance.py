@@ -58,6 +58,18 @@ CLOSED_LINE_PATCH = "remittance-line-closed-by-temporal"
 #: A file's workflow waits for its lines' payments, which can
 #: take as long as any payment; it continues as new after every batch and its changes are
 #: patched and replay-tested like the payment's.
+async def compare_with_accepted(instruction: PaymentInstruction, summary: str) -> RepeatCheck:
+    """The payment accepted under ``instruction``'s key, against it (one short activity; a
+    file and a deposit ask it of a key they could not take, or of a payment closed by Temporal)."""
+    return await workflow.execute_activity_method(
+        RemittanceActivities.compare_with_accepted,
+        instruction,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        summary=summary,
+    )
+
+
 @workflow.defn(name="RemittanceWorkflow")
 class RemittanceWorkflow:
     @workflow.init
@@ -133,12 +145,9 @@ class RemittanceWorkflow:
         return check.status or "Failed"
 
     async def _compare(self, instruction: PaymentInstruction) -> RepeatCheck:
-        return await workflow.execute_activity_method(
-            RemittanceActivities.compare_with_accepted,
+        return await compare_with_accepted(
             instruction,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-            summary=f"Compare {instruction.source_event_id} with the payment accepted as {instruction.workflow_id}",
+            f"Compare {instruction.source_event_id} with the payment accepted as {instruction.workflow_id}",
         )
 
     async def _taken(self, instruction: PaymentInstruction) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import AlvysSettings, FreightpaySettings, SandboxSettings, Settings
@@ -63,9 +64,14 @@ class Run:
     async def until(self, workflow_id: str, status: PaymentStatus) -> None:
         handle = self.client.get_workflow_handle(workflow_id)
         for _ in range(300):
-            state: PaymentState = await handle.query("status", result_type=PaymentState)
-            if state.status is status:
-                return
+            try:
+                state: PaymentState = await handle.query("status", result_type=PaymentState)
+            except RPCError as exc:  # a child its parent has not started yet
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            else:
+                if state.status is status:
+                    return
             await asyncio.sleep(0.1)
         raise RuntimeError(f"{workflow_id} never reached {status}")
 
@@ -419,12 +425,7 @@ async def deposit_payment_cancelled_then_resolved(run: Run) -> str:
     )  # fmt: skip
     deposit_id = summary[0]["deposit_id"]
     payment = f"payment-deposit-{load}-{trace}"
-    for _ in range(300):
-        try:
-            await run.until(payment, PaymentStatus.AWAITING_APPROVAL)
-            break
-        except Exception:  # not started yet
-            await asyncio.sleep(0.1)
+    await run.until(payment, PaymentStatus.AWAITING_APPROVAL)
     await run.act(payment, "cancel", {"operator": "dana", "reason": "not this load"})
     handle = run.client.get_workflow_handle(deposit_id)
     for _ in range(300):
@@ -459,12 +460,7 @@ async def remittance_line_terminated(run: Run) -> str:
                         total_lines=2, batch_size=5, policy=FAST),
         id=parent, task_queue=run.task_queue,
     )  # fmt: skip
-    for _ in range(300):
-        try:
-            await run.until(stuck, PaymentStatus.NEEDS_REVIEW)
-            break
-        except Exception:  # not started yet
-            await asyncio.sleep(0.1)
+    await run.until(stuck, PaymentStatus.NEEDS_REVIEW)
     await run.client.get_workflow_handle(stuck).terminate("pulled by an operator")
     await asyncio.wait_for(handle.result(), 60)
     return parent
