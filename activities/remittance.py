@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from intake.files import stored_path
 from intake.remittance import parse_line_range
 from models.payment import PaymentInstruction
-from models.steps import RemittanceBatchRequest, RepeatCheck
+from models.steps import NOT_FOUND, RemittanceBatchRequest, RepeatCheck
 
 
 class RemittanceActivities:
@@ -51,5 +51,5 @@ class RemittanceActivities:
         return RepeatCheck(
             differences=[str(d) for d in differences],
             fields=[d.field for d in differences],
-            status=await accepted_status(client, instruction.workflow_id),
+            status=await accepted_status(client, instruction.workflow_id) or NOT_FOUND,
         )

@@ -66,13 +66,21 @@ async def accepted_instruction(
 
 
 _FINAL_STATUSES = frozenset(s.value for s in PaymentStatus if s.is_final)
+#: How Temporal closed a workflow that ended without a final PaymentStatus.
+_CLOSED = {
+    WorkflowExecutionStatus.TERMINATED: "Terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "TimedOut",
+    WorkflowExecutionStatus.FAILED: "Failed",
+    WorkflowExecutionStatus.CANCELED: PaymentStatus.CANCELLED.value,
+}
 
 
 async def accepted_status(
     client: Client, workflow_id: str, *, rpc_timeout: timedelta | None = None
 ) -> str | None:
     """Where the payment ``workflow_id`` is: its final ``PaymentStatus``; else, if Temporal closed
-    it (terminated, timed out, failed), how; else its current ``PaymentStatus``. None: no such payment.
+    it (terminated, timed out, cancelled, failed), how; else its current ``PaymentStatus``. None:
+    no such payment.
 
     A payment terminated after it was paid shows ``Paid`` (its status search attribute is the
     truth of what was posted); one terminated while posting shows ``Terminated``.
@@ -86,16 +94,7 @@ async def accepted_status(
     shown = described.typed_search_attributes.get(search_attributes.PAYMENT_STATUS)
     if shown in _FINAL_STATUSES:
         return shown
-    closed = (
-        {
-            WorkflowExecutionStatus.TERMINATED: "Terminated",
-            WorkflowExecutionStatus.TIMED_OUT: "TimedOut",
-            WorkflowExecutionStatus.FAILED: "Failed",
-            WorkflowExecutionStatus.CANCELED: PaymentStatus.CANCELLED.value,
-        }.get(described.status)
-        if described.status
-        else None
-    )
+    closed = _CLOSED.get(described.status) if described.status else None
     return closed or shown
 
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.deposit import Deposit, KnownTarget, RemittanceLine
 from models.deposit import UnmatchedCash as Unmatched
 from models.money import Money
+from models.steps import NOT_FOUND
 
 #: At most this many invoices are combined to explain an amount-only deposit.
 MAX_SET_SIZE = 5
@@ -328,9 +329,12 @@ def not_applied(
     A deposit counts as applied only money a payment records: not money whose key another,
     different payment holds (``fields`` and ``differences`` compare it with the one accepted),
     not a payment that ended ``Cancelled`` or was closed by Temporal before a final status,
-    and not a payment freightpay can no longer find. That money is unapplied cash again, for
+    and not a payment freightpay can no longer find (``status`` :data:`~models.steps.NOT_FOUND`;
+    None is an older worker's answer, which says nothing). That money is unapplied cash again, for
     a person to ``apply`` elsewhere or ``resolve``.
     """
+    # An older worker's answer names no fields and no status: nothing is known beyond what the
+    # deposit saw, so it counts as before (``strict=False``: its differences have no fields).
     other = [
         d
         for f, d in zip(fields, differences, strict=False)
@@ -338,7 +342,7 @@ def not_applied(
     ]
     if other:
         return f"{workflow_id} was accepted with other facts ({'; '.join(other)}); not applied twice"
-    if status is None:
+    if status == NOT_FOUND:
         return f"{workflow_id} is not found (removed after its retention?): nothing is known to be recorded"
     if status == "Cancelled":
         return f"{workflow_id} ended Cancelled: nothing was posted for this cash"

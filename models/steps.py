@@ -245,14 +245,19 @@ class RemittanceProgress(BaseModel):
     conflicts: list[LineConflict] = Field(default_factory=list)
 
 
+#: ``RepeatCheck.status`` when no payment has the key (removed after its retention period).
+NOT_FOUND = "NotFound"
+
+
 class RepeatCheck(BaseModel):
     """A line against the payment accepted under its key: each differing field, or none.
 
     ``fields`` names the differing fields (``amount``, ``ids.load_number``, ...), in the order
     of ``differences``. ``status`` is where the accepted payment is: its ``PaymentStatus``, or
     how Temporal closed it (``Terminated``, ``TimedOut``, ``Failed``) when that ended it before
-    a final status; None when there is no such payment. Both were added after ``differences``
-    (older workers' answers have neither).
+    a final status, or :data:`NOT_FOUND`. Both were added after ``differences``: an older
+    worker's answer has neither (empty ``fields``, ``status`` None), which readers take as
+    "not known" and keep their older behaviour (:func:`models.matching.not_applied`).
     """
 
     differences: list[str] = Field(default_factory=list)

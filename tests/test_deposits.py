@@ -23,9 +23,10 @@ from models.deposit import (
     RemittanceLine,
 )
 from models.money import Money
+from models.state import PaymentStatus
 from models.steps import PaymentPolicy
 from tests.support import alvys_sandbox as alvys
-from tests.support.payments import uid
+from tests.support.payments import uid, wait_status
 from workflows.deposit import DepositWorkflow
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -245,23 +246,6 @@ async def test_temporal_cancellation_of_a_deposit_ends_it_resolved_saying_so(
 # ---------------------------------------------------------------- applied means recorded
 
 
-async def payment_reaches(client: Client, workflow_id: str, status: str, seconds: float = 60) -> None:
-    from models.state import PaymentState
-
-    handle = client.get_workflow_handle(workflow_id)
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        try:
-            state = await handle.query("status", result_type=PaymentState)
-            if state.status.value == status:
-                return
-        except Exception:  # not started yet
-            pass
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{workflow_id} never reached {status}")
-        await asyncio.sleep(0.2)
-
-
 def over_the_open_balance(load: str, trace: str, amount: str = "120.00") -> Deposit:
     """A line paying more than is open on the load: its payment waits for approval."""
     return Deposit(
@@ -283,7 +267,7 @@ async def test_a_payment_cancelled_by_an_operator_gives_its_cash_back_unapplied(
     await alvys.add_load(sandbox, a, status="Invoiced", billable="100.00")
     (deposit_id,) = await start(client, settings, over_the_open_balance(a, trace))
     payment = f"payment-deposit-{a}-{trace}"
-    await payment_reaches(client, payment, "AwaitingApproval")
+    await wait_status(client, payment, PaymentStatus.AWAITING_APPROVAL)
 
     await client.get_workflow_handle(payment).execute_update("cancel", CancelInput(reason="not ours"))
 
@@ -313,7 +297,7 @@ async def test_a_payment_terminated_through_temporal_gives_its_cash_back_unappli
     await alvys.add_load(sandbox, a, status="Invoiced", billable="100.00")
     (deposit_id,) = await start(client, settings, over_the_open_balance(a, trace, "150.00"))
     payment = f"payment-deposit-{a}-{trace}"
-    await payment_reaches(client, payment, "AwaitingApproval")
+    await wait_status(client, payment, PaymentStatus.AWAITING_APPROVAL)
 
     await client.get_workflow_handle(payment).terminate(reason="test")
 

@@ -360,10 +360,6 @@ async def test_a_line_payment_terminated_through_temporal_does_not_stop_the_file
         task_queue=task_queue,
         result_type=RemittanceProgress,
     )
-    for _ in range(150):
-        if await exists(client, lines[0].workflow_id):
-            break
-        await asyncio.sleep(0.2)
     await wait_status(client, lines[0].workflow_id, PaymentStatus.NEEDS_REVIEW)
     await client.get_workflow_handle(lines[0].workflow_id).terminate("pulled by an operator")
 

@@ -19,7 +19,7 @@ holds with other facts, gives the money back as unapplied (``APPLIED_IS_RECORDED
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -337,7 +337,8 @@ class DepositWorkflow:
         try:
             applied.payment_status = (await handle).status.value
         except ChildWorkflowError:
-            # Cancelled, terminated or timed out through Temporal: ask where it really ended.
+            # Cancelled, terminated or timed out through Temporal: ask where it really ended
+            # (Failed: an older worker's answer, which does not say).
             applied.payment_status = (await self._accepted(instruction)).status or "Failed"
         self._unless_recorded(applied, applied.payment_status)
         self._show()
@@ -351,11 +352,11 @@ class DepositWorkflow:
         self,
         applied: AppliedPayment,
         status: str | None,
-        fields: list[str] | None = None,
-        differences: list[str] | None = None,
+        fields: Sequence[str] = (),
+        differences: Sequence[str] = (),
     ) -> None:
         """Money its payment does not record is unapplied again (:func:`models.matching.not_applied`)."""
-        reason = matching.not_applied(applied.workflow_id, status, fields or [], differences or [])
+        reason = matching.not_applied(applied.workflow_id, status, fields, differences)
         if reason is None:
             return
         self._state.applications = [a for a in self._state.applications if a is not applied]

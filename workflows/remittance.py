@@ -53,11 +53,6 @@ COMPARE_PATCH = "remittance-compare-taken-keys"
 CLOSED_LINE_PATCH = "remittance-line-closed-by-temporal"
 
 
-#: Worker Versioning: AUTO_UPGRADE (worker.deployment_config's default; not set on the
-#: definition, which unversioned workers refuse).
-#: A file's workflow waits for its lines' payments, which can
-#: take as long as any payment; it continues as new after every batch and its changes are
-#: patched and replay-tested like the payment's.
 async def compare_with_accepted(instruction: PaymentInstruction, summary: str) -> RepeatCheck:
     """The payment accepted under ``instruction``'s key, against it (one short activity; a
     file and a deposit ask it of a key they could not take, or of a payment closed by Temporal)."""
@@ -70,6 +65,11 @@ async def compare_with_accepted(instruction: PaymentInstruction, summary: str) -
     )
 
 
+#: Worker Versioning: AUTO_UPGRADE (worker.deployment_config's default; not set on the
+#: definition, which unversioned workers refuse).
+#: A file's workflow waits for its lines' payments, which can
+#: take as long as any payment; it continues as new after every batch and its changes are
+#: patched and replay-tested like the payment's.
 @workflow.defn(name="RemittanceWorkflow")
 class RemittanceWorkflow:
     @workflow.init
@@ -139,10 +139,11 @@ class RemittanceWorkflow:
     async def _closed(self, instruction: PaymentInstruction) -> str:
         """How a line's payment that ended without a result really ended (``Terminated``, or
         ``Paid`` if it was terminated after posting: its status is the truth of what was posted)."""
-        check = await self._compare(instruction)
-        workflow.logger.warning("Remittance line %s: %s ended %s", instruction.source_event_id,
-                                instruction.workflow_id, check.status)  # fmt: skip
-        return check.status or "Failed"
+        status = (await self._compare(instruction)).status or "Failed"  # Failed: an older worker's answer
+        workflow.logger.warning(
+            "Remittance line %s: %s ended %s", instruction.source_event_id, instruction.workflow_id, status
+        )
+        return status
 
     async def _compare(self, instruction: PaymentInstruction) -> RepeatCheck:
         return await compare_with_accepted(

@@ -75,6 +75,17 @@ class Run:
             await asyncio.sleep(0.1)
         raise RuntimeError(f"{workflow_id} never reached {status}")
 
+    async def deposit_until(self, deposit_id: str, status: str) -> None:
+        from models.deposit import DepositState
+
+        handle = self.client.get_workflow_handle(deposit_id)
+        for _ in range(300):
+            state = await handle.query("state", result_type=DepositState)
+            if state.status.value == status:
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"{deposit_id} never reached {status}")
+
     async def act(self, workflow_id: str, name: str, payload: dict[str, Any] | None = None) -> None:
         await self.client.get_workflow_handle(workflow_id).execute_update(name, payload or {})
 
@@ -377,7 +388,7 @@ async def remittance_line_conflict(run: Run) -> str:
 async def deposit_applied_then_operator_applies(run: Run) -> str:
     """A deposit (X12 820 style): two lines applied, one unknown; an operator applies the rest."""
     from intake.cash import start_deposits
-    from models.deposit import ApplyInput, Deposit, DepositState, FileFormat, RemittanceLine
+    from models.deposit import ApplyInput, Deposit, FileFormat, RemittanceLine
 
     a, b, c, trace = f"L-{uid()}", f"L-{uid()}", f"L-{uid()}", f"TRN-{uid()}"
     for load, amount in ((a, "100.00"), (b, "50.00"), (c, "30.00")):
@@ -398,11 +409,7 @@ async def deposit_applied_then_operator_applies(run: Run) -> str:
     )  # fmt: skip
     deposit_id = summary[0]["deposit_id"]
     handle = run.client.get_workflow_handle(deposit_id)
-    for _ in range(300):
-        state = await handle.query("state", result_type=DepositState)
-        if state.status.value == "Unapplied":
-            break
-        await asyncio.sleep(0.1)
+    await run.deposit_until(deposit_id, "Unapplied")
     await handle.execute_update("apply", ApplyInput(load_number=c, amount=Money.of("30.00").amount))
     await asyncio.wait_for(handle.result(), 60)
     return deposit_id
@@ -412,7 +419,7 @@ async def deposit_payment_cancelled_then_resolved(run: Run) -> str:
     """A deposit's payment over the open balance waits for approval and is cancelled: its cash is
     unapplied again (APPLIED_IS_RECORDED_PATCH), and an operator resolves the deposit."""
     from intake.cash import start_deposits
-    from models.deposit import Deposit, DepositState, FileFormat, RemittanceLine
+    from models.deposit import Deposit, FileFormat, RemittanceLine
 
     load, trace = f"L-{uid()}", f"TRN-{uid()}"
     await alvys.add_load(run.sandbox, load, status="Invoiced", billable="100.00")
@@ -428,11 +435,7 @@ async def deposit_payment_cancelled_then_resolved(run: Run) -> str:
     await run.until(payment, PaymentStatus.AWAITING_APPROVAL)
     await run.act(payment, "cancel", {"operator": "dana", "reason": "not this load"})
     handle = run.client.get_workflow_handle(deposit_id)
-    for _ in range(300):
-        state = await handle.query("state", result_type=DepositState)
-        if state.status.value == "Unapplied":
-            break
-        await asyncio.sleep(0.1)
+    await run.deposit_until(deposit_id, "Unapplied")
     await handle.execute_update("resolve", {"operator": "dana", "reason": "returned to the payer"})
     await asyncio.wait_for(handle.result(), 60)
     return deposit_id

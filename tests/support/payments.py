@@ -46,12 +46,22 @@ async def run(
 async def wait_status(
     client: Client, workflow_id: str, status: PaymentStatus, seconds: float = 30
 ) -> PaymentState:
+    """The payment's state once it is ``status``; a payment not started yet (a child its parent
+    is about to start) is waited for too."""
+    from temporalio.service import RPCError, RPCStatusCode
+
     handle = client.get_workflow_handle(workflow_id)
     deadline = asyncio.get_running_loop().time() + seconds
+    state: PaymentState | None = None
     while True:
-        state: PaymentState = await handle.query("status", result_type=PaymentState)
-        if state.status is status:
+        try:
+            state = await handle.query("status", result_type=PaymentState)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+        if state is not None and state.status is status:
             return state
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{workflow_id} is {state.status}, not {status}: {state.reason}")
+            seen = f"{state.status}: {state.reason}" if state else "not started"
+            raise AssertionError(f"{workflow_id} is {seen}, not {status}")
         await asyncio.sleep(0.2)
